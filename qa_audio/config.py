@@ -1,0 +1,446 @@
+"""Load and validate the YAML config: pipeline settings plus the rulebook.
+
+Everything tunable lives in ``configs/*.yaml`` and ``lexicons/*.txt``. Loading
+validates every field and raises :class:`ConfigError` naming the file, the line
+and the field, so a QA team can fix a broken rule without reading code.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PACKAGE_ROOT / "configs" / "default.yaml"
+
+SEVERITIES = ("minor", "major", "redline")
+ROLES = ("agent", "customer", "any")
+EXPECTS = ("present", "absent")
+WINDOW_FROM = ("answer", "call")
+TURNS = ("first", "last")
+
+
+# --------------------------------------------------------------------------- YAML with lines
+class _Node:
+    """A parsed YAML value that remembers its line (1-based)."""
+
+    __slots__ = ("value", "line")
+
+    def __init__(self, value: Any, line: int):
+        self.value = value
+        self.line = line
+
+
+def _compose(node: yaml.Node) -> _Node:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, _Node] = {}
+        for key_node, value_node in node.value:
+            out[str(key_node.value)] = _compose(value_node)
+        return _Node(out, line)
+    if isinstance(node, yaml.SequenceNode):
+        return _Node([_compose(item) for item in node.value], line)
+    scalar = yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
+    return _Node(scalar, line)
+
+
+def _load_yaml(path: Path) -> _Node:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, f"cannot read: {exc}") from None
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(path, f"invalid YAML: {problem}", line=line) from None
+    if root is None:
+        raise ConfigError(path, "file is empty")
+    return _compose(root)
+
+
+class _Section:
+    """Typed access to one mapping of the config, with errors that name the field."""
+
+    def __init__(self, path: Path, node: _Node, prefix: str):
+        if not isinstance(node.value, dict):
+            raise ConfigError(path, "expected a mapping", line=node.line, field=prefix or None)
+        self.path, self.node, self.prefix = path, node, prefix
+        self.used: set[str] = set()
+
+    def _name(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def has(self, key: str) -> bool:
+        return key in self.node.value
+
+    def raw(self, key: str) -> _Node | None:
+        self.used.add(key)
+        return self.node.value.get(key)
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        node = self.node.value.get(key, self.node)
+        return ConfigError(self.path, message, line=node.line, field=self._name(key))
+
+    def section(self, key: str, *, required: bool = False) -> "_Section":
+        node = self.raw(key)
+        if node is None or node.value is None:
+            if required:
+                raise self.fail(key, "missing required section")
+            return _Section(self.path, _Node({}, self.node.line), self._name(key))
+        return _Section(self.path, node, self._name(key))
+
+    def get(self, key: str, kind: type | tuple, default: Any = ..., *, choices=None,
+            min_value: float | None = None, max_value: float | None = None) -> Any:
+        node = self.raw(key)
+        if node is None:
+            if default is ...:
+                raise self.fail(key, "missing required field")
+            return default
+        value = node.value
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if value is None and type(None) in kinds:
+            return None
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join(k.__name__ for k in kinds if k is not type(None))
+            raise self.fail(key, f"expected {names}, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.fail(key, f"expected one of {', '.join(map(str, choices))}, got {value!r}")
+        if min_value is not None and value < min_value:
+            raise self.fail(key, f"must be at least {min_value}, got {value!r}")
+        if max_value is not None and value > max_value:
+            raise self.fail(key, f"must be at most {max_value}, got {value!r}")
+        return value
+
+    def str_list(self, key: str) -> tuple[str, ...]:
+        node = self.raw(key)
+        if node is None:
+            return ()
+        items = node.value if isinstance(node.value, list) else None
+        if items is None or not all(isinstance(i.value, str) and i.value for i in items):
+            raise self.fail(key, "expected a list of names")
+        return tuple(i.value for i in items)
+
+    def check_unknown(self) -> None:
+        for key, node in self.node.value.items():
+            if key not in self.used:
+                raise ConfigError(self.path, "unknown field", line=node.line, field=self._name(key))
+
+
+# --------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class ChannelSettings:
+    agent: int = 0
+    customer: int = 1
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    path: str | None = None
+    name: str = "whisper-base"
+    compute_type: str = "int8"
+    beam_size: int = 5
+    language: str = "zh"
+    cpu_threads: int = 0
+    window_s: float = 30.0
+    piece_gap_s: float = 0.4
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    mode: int = 2
+    frame_ms: int = 30
+    min_speech_s: float = 0.2
+    merge_gap_s: float = 0.3
+    pad_s: float = 0.1
+    energy_floor_dbfs: float = -50.0
+    noise_margin_db: float = 10.0
+
+
+@dataclass(frozen=True)
+class TonePlan:
+    name: str
+    frequencies_hz: tuple[float, ...]
+    on_s: float
+    off_s: float
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    dead_air_min_s: float = 5.0
+    hold_min_s: float = 8.0
+    backchannel_max_s: float = 1.0
+    interruption_min_overlap_s: float = 0.3
+    interruption_min_prior_s: float = 0.5
+    music_min_s: float = 2.0
+    music_sustain_min: float = 0.14
+    music_flatness_max: float = 0.3
+    tone_ratio_min: float = 0.6
+    tone_level_min_dbfs: float = -45.0
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    min_similarity: float = 0.8
+    exact_below_syllables: int = 3
+    low_confidence: float = 0.5
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    pass_score: float = 80.0
+    redline_score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where a rule looks: seconds from answer (or call start), or the first/last N turns."""
+
+    start: str = "call"
+    within_s: float | None = None
+    turns: str | None = None
+    n: int | None = None
+
+    def describe(self) -> str:
+        if self.turns:
+            return f"the {self.turns} {self.n} turn(s)"
+        if self.within_s is not None:
+            return f"the first {self.within_s:g} s after {'answer' if self.start == 'answer' else 'call start'}"
+        return "the whole call"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    source: str
+    weight: float
+    severity: str
+    role: str
+    expect: str
+    window: Window
+    any_of: tuple[str, ...]
+    all_of: tuple[str, ...]
+    redline_lexicons: tuple[str, ...]
+    line: int
+
+    @property
+    def lexicons(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.any_of + self.all_of + self.redline_lexicons))
+
+
+@dataclass(frozen=True)
+class LexiconEntry:
+    text: str
+    regex: re.Pattern | None
+    line: int
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    name: str
+    path: str
+    entries: tuple[LexiconEntry, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    rulebook_name: str
+    rulebook_version: str
+    channels: ChannelSettings
+    model: ModelSettings
+    vad: VadSettings
+    tone_plan: TonePlan
+    timing: TimingSettings
+    matching: MatchSettings
+    scoring: ScoreSettings
+    rules: tuple[Rule, ...]
+    lexicons: dict[str, Lexicon] = field(hash=False, compare=False)
+    hold_request_lexicon: str | None = None
+    digest: str = ""
+
+    @property
+    def rulebook(self) -> str:
+        """The rulebook identity recorded in every result: version plus content digest."""
+        return f"{self.rulebook_version}+{self.digest[:8]}"
+
+    def rule(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise ConfigError(self.path, f"no rule with id {rule_id!r}")
+
+
+# --------------------------------------------------------------------------- loaders
+def _dataclass_from(section: _Section, cls, **overrides):
+    values = {}
+    for name, fdef in cls.__dataclass_fields__.items():
+        if name in overrides:
+            continue
+        default = fdef.default
+        kind: Any = type(default) if default is not None else (str, type(None))
+        if kind is float:
+            kind = (float,)
+        numeric = kind in ((float,), int) and not name.endswith("_dbfs")
+        values[name] = section.get(name, kind, default, min_value=0 if numeric else None)
+    section.check_unknown()
+    return cls(**values, **overrides)
+
+
+def load_lexicon(path: Path, name: str) -> Lexicon:
+    """Read a lexicon: one phrase a line, ``#`` comments, ``re:`` for a regular expression."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(path, f"lexicon {name!r} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, f"cannot read lexicon: {exc}") from None
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if text.startswith("re:"):
+            pattern = text[3:].strip()
+            try:
+                entries.append(LexiconEntry(pattern, re.compile(pattern), number))
+            except re.error as exc:
+                raise ConfigError(path, f"invalid regular expression: {exc}", line=number, field=name) from None
+        else:
+            entries.append(LexiconEntry(text, None, number))
+    if not entries:
+        raise ConfigError(path, "lexicon has no phrases", field=name)
+    return Lexicon(name, str(path), tuple(entries))
+
+
+def _load_window(section: _Section, path: Path) -> Window:
+    if not section.node.value:
+        return Window()
+    start = section.get("from", str, "call", choices=WINDOW_FROM)
+    within = section.get("within_s", (float, type(None)), None, min_value=0)
+    turns = section.get("turns", (str, type(None)), None, choices=TURNS + (None,))
+    n = section.get("n", (int, type(None)), None, min_value=1)
+    section.check_unknown()
+    if turns and n is None:
+        raise ConfigError(path, "turns needs n (how many turns)", line=section.node.line, field=section.prefix)
+    if turns and within is not None:
+        raise ConfigError(path, "use either within_s or turns, not both", line=section.node.line,
+                          field=section.prefix)
+    return Window(start=start, within_s=within, turns=turns, n=n)
+
+
+def _load_rule(node: _Node, path: Path, index: int) -> Rule:
+    section = _Section(path, node, f"rules[{index}]")
+    rule_id = section.get("id", str)
+    if not re.fullmatch(r"[A-Z]{2,4}-\d+", rule_id):
+        raise section.fail("id", f"expected a standard ID such as GRT-1, got {rule_id!r}")
+    rule = Rule(
+        id=rule_id,
+        title=section.get("title", str),
+        source=section.get("source", str, ""),
+        weight=section.get("weight", float, min_value=0, max_value=100),
+        severity=section.get("severity", str, "major", choices=SEVERITIES),
+        role=section.get("role", str, "agent", choices=ROLES),
+        expect=section.get("expect", str, choices=EXPECTS),
+        window=_load_window(section.section("window"), path),
+        any_of=section.str_list("any_of"),
+        all_of=section.str_list("all_of"),
+        redline_lexicons=section.str_list("redline"),
+        line=node.line,
+    )
+    section.check_unknown()
+    if not rule.any_of and not rule.all_of:
+        raise ConfigError(path, "a rule needs any_of or all_of lexicons", line=node.line, field=f"rules[{index}]")
+    return rule
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load a config file (default: the bundled ``configs/default.yaml``) and its lexicons."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    root = _load_yaml(path)
+    top = _Section(path, root, "")
+    book = top.section("rulebook", required=True)
+    name = book.get("name", str)
+    version = str(book.get("version", (str, int, float)))
+    book.check_unknown()
+
+    channels = _dataclass_from(top.section("channels"), ChannelSettings)
+    if channels.agent == channels.customer:
+        raise top.fail("channels", "agent and customer must be different channels")
+    model = _dataclass_from(top.section("model"), ModelSettings)
+    vad = _dataclass_from(top.section("vad"), VadSettings)
+    if vad.mode not in (0, 1, 2, 3):
+        raise top.section("vad").fail("mode", "expected 0, 1, 2 or 3")
+    if vad.frame_ms not in (10, 20, 30):
+        raise top.section("vad").fail("frame_ms", "expected 10, 20 or 30")
+    timing = _dataclass_from(top.section("timing"), TimingSettings)
+    matching = _dataclass_from(top.section("matching"), MatchSettings)
+    scoring = _dataclass_from(top.section("scoring"), ScoreSettings)
+
+    tones = top.section("tones", required=True)
+    plan_name = tones.get("plan", str)
+    plans = tones.section("plans", required=True)
+    if not plans.has(plan_name):
+        raise tones.fail("plan", f"no tone plan named {plan_name!r} under tones.plans")
+    plan_section = plans.section(plan_name)
+    freqs_node = plan_section.raw("frequencies_hz")
+    if freqs_node is None or not isinstance(freqs_node.value, list) or not freqs_node.value or not all(
+            isinstance(f.value, (int, float)) and f.value > 0 for f in freqs_node.value):
+        raise plan_section.fail("frequencies_hz", "expected a list of positive frequencies")
+    tone_plan = TonePlan(
+        name=plan_name,
+        frequencies_hz=tuple(float(f.value) for f in freqs_node.value),
+        on_s=plan_section.get("on_s", float, min_value=0.05),
+        off_s=plan_section.get("off_s", float, min_value=0.0),
+    )
+    plan_section.check_unknown()
+    for other in plans.node.value:
+        plans.used.add(other)
+    tones.check_unknown()
+
+    lex_section = top.section("lexicons", required=True)
+    lex_dir = (path.parent / lex_section.get("dir", str)).resolve()
+    lex_section.check_unknown()
+
+    rules_node = top.raw("rules")
+    if rules_node is None or not isinstance(rules_node.value, list) or not rules_node.value:
+        raise ConfigError(path, "expected a non-empty list of rules", line=root.line, field="rules")
+    rules = tuple(_load_rule(node, path, i) for i, node in enumerate(rules_node.value))
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.id in seen:
+            raise ConfigError(path, f"duplicate rule id {rule.id}", line=rule.line, field="id")
+        seen.add(rule.id)
+
+    hold_lexicon = top.get("hold_request_lexicon", (str, type(None)), None)
+    top.check_unknown()
+
+    names = {n for rule in rules for n in rule.lexicons} | ({hold_lexicon} if hold_lexicon else set())
+    lexicons = {}
+    for lex_name in sorted(names):
+        if not re.fullmatch(r"[a-z0-9_]+", lex_name):
+            raise ConfigError(path, f"invalid lexicon name {lex_name!r} (use a-z, 0-9, _)", field="rules")
+        lexicons[lex_name] = load_lexicon(lex_dir / f"{lex_name}.txt", lex_name)
+
+    digest = hashlib.sha256(path.read_bytes())
+    for lex_name in sorted(lexicons):
+        digest.update(Path(lexicons[lex_name].path).read_bytes())
+
+    return Config(
+        path=str(path), rulebook_name=name, rulebook_version=version, channels=channels, model=model,
+        vad=vad, tone_plan=tone_plan, timing=timing, matching=matching, scoring=scoring, rules=rules,
+        lexicons=lexicons, hold_request_lexicon=hold_lexicon, digest=digest.hexdigest(),
+    )

@@ -1,0 +1,30 @@
+"""The exception hierarchy: one root, one subclass per kind of failure.
+
+Every error carries a one-line message that names the file and the cause, so the
+CLI and the batch can print or store it as is.
+"""
+from __future__ import annotations
+
+
+class QAError(Exception):
+    """Root of every error qa-audio raises on purpose."""
+
+
+class AudioError(QAError):
+    """An input recording cannot be read or does not fit the channel layout."""
+
+
+class ConfigError(QAError):
+    """A config or lexicon file is invalid; the message names file, line and field."""
+
+    def __init__(self, path, message: str, *, line: int | None = None, field: str | None = None):
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        where = self.path if line is None else f"{self.path}:{line}"
+        what = f"{field}: " if field else ""
+        super().__init__(f"{where}: {what}{message}")
+
+
+class ModelError(QAError):
+    """The speech-recognition model is missing, incomplete or fails to load."""

@@ -1,0 +1,174 @@
+"""Score one recorded call end to end: audio → speech → timing → transcript → rules → score."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .audio import Audio, load_audio
+from .config import Config
+from .errors import QAError
+from .models import ModelInfo, load_model
+from .normalize import TextNormalizer
+from .rules import Finding, PhraseMatcher, evaluate, hold_cues
+from .score import Score, score_findings
+from .spans import Span, merge
+from .timing import Timing, analyze_timing
+from .tones import detect_music, detect_ringback
+from .transcribe import Utterance, decode_options, transcribe_channel
+from .vad import detect_speech, frame_levels_dbfs
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """Everything qa-audio concluded about one call, with what produced it."""
+
+    call_id: str
+    audio: dict
+    timing: Timing | None
+    findings: tuple[Finding, ...]
+    transcript: tuple[Utterance, ...]
+    score: Score | None
+    versions: dict
+    settings: dict
+    stage_s: dict = field(default_factory=dict, compare=False)
+    error: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        return "error" if self.error else self.score.verdict
+
+    def to_dict(self) -> dict:
+        """The result contract (see README); extra keys only extend it."""
+        out = {
+            "call_id": self.call_id,
+            "score": None if self.score is None else self.score.score,
+            "verdict": self.verdict,
+            "audio": self.audio,
+            "timing": self.timing.to_dict() if self.timing else {
+                "answered": None, "rings": None, "ring_to_answer_s": None, "holds": [], "interruptions": [],
+                "dead_air": []},
+            "findings": [f.to_dict() for f in self.findings],
+            "transcript": [u.to_dict() for u in self.transcript],
+            "versions": self.versions,
+            "settings": self.settings,
+        }
+        if self.score is not None:
+            out["verdict_reason"] = self.score.reason
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def error_result(path: str | Path, message: str, *, config: Config | None = None) -> CallResult:
+    path = Path(path)
+    versions = {"qa_audio": __version__, "rulebook": config.rulebook if config else None, "model": None}
+    return CallResult(path.stem, {"path": str(path), "duration_s": None, "sample_rate_hz": None, "channels": None},
+                      None, (), (), None, versions, {}, error=message)
+
+
+class Scorer:
+    """Holds the loaded model and rule matcher; scores one call at a time."""
+
+    def __init__(self, config: Config, *, model=None, model_info: ModelInfo | None = None):
+        self.config = config
+        if model is None:
+            model, model_info = load_model(config.model)
+        self.model, self.model_info = model, model_info
+        self.normalizer = TextNormalizer()
+        self.matcher = PhraseMatcher(config, self.normalizer)
+
+    def settings_record(self) -> dict:
+        c = self.config
+        return {"decode": decode_options(c.model), "compute_type": c.model.compute_type,
+                "window_s": c.model.window_s, "vad_mode": c.vad.mode, "tone_plan": c.tone_plan.name,
+                "config": c.path}
+
+    def versions(self) -> dict:
+        return {"qa_audio": __version__, "rulebook": self.config.rulebook,
+                "rulebook_name": self.config.rulebook_name,
+                "model": self.model_info.name if self.model_info else None}
+
+    def score_path(self, path: str | Path) -> CallResult:
+        """Score one file; a bad input gives an error result, never an exception."""
+        try:
+            return self.score_audio(load_audio(path))
+        except QAError as exc:
+            return error_result(path, str(exc), config=self.config)
+
+    def score_audio(self, audio: Audio) -> CallResult:
+        c = self.config
+        stage: dict[str, float] = {}
+        t0 = time.perf_counter()
+        stereo = audio.channels == 2
+        roles = {"agent": c.channels.agent, "customer": c.channels.customer} if stereo else {"mixed": 0}
+        if stereo and max(roles.values()) >= audio.channels:
+            raise QAError(f"{audio.path}: config channels {roles} do not fit a {audio.channels}-channel file")
+
+        ring_bursts: list[Span] = []
+        tone: list[Span] = []
+        music: list[Span] = []
+        regions: dict[str, list[Span]] = {}
+        levels: dict[str, float | None] = {}
+        for role, index in roles.items():
+            samples = audio.channel(index)
+            ring = detect_ringback(samples, rate_hz=audio.rate_hz, plan=c.tone_plan, settings=c.timing)
+            first = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad, exclude=ring.tone)
+            chan_music = detect_music(samples, rate_hz=audio.rate_hz, settings=c.timing,
+                                      level_floor_dbfs=first.threshold_dbfs)
+            vad = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad,
+                                exclude=list(ring.tone) + chan_music) if chan_music else first
+            regions[role] = list(vad.regions)
+            ring_bursts += ring.bursts
+            tone += ring.tone
+            music += chan_music
+            levels[role] = _speech_level_dbfs(samples, audio.rate_hz, vad.regions)
+        ring_bursts = _dedupe_bursts(ring_bursts)
+        stage["vad_tones_s"] = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        utterances: list[Utterance] = []
+        for role, index in roles.items():
+            utterances += transcribe_channel(self.model, audio.channel(index), regions[role], rate_hz=audio.rate_hz,
+                                             channel=role, settings=c.model, normalizer=self.normalizer)
+        utterances.sort(key=lambda u: u.start_s)
+        stage["asr_s"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        cues = hold_cues(c, utterances, matcher=self.matcher)
+        timing = analyze_timing(
+            duration_s=audio.duration_s,
+            agent=regions.get("agent"), customer=regions.get("customer"), mono=regions.get("mixed"),
+            ring_bursts=ring_bursts, music=merge(music), tone=merge(tone), hold_cues_s=cues,
+            levels_dbfs=levels, settings=c.timing)
+        findings = evaluate(c, utterances, matcher=self.matcher, answered=timing.answered, answer_s=timing.answer_s)
+        score = score_findings(findings, c.scoring)
+        stage["rules_s"] = time.perf_counter() - t2
+
+        audio_block = {"path": audio.path, "duration_s": round(audio.duration_s, 3),
+                       "sample_rate_hz": audio.source_rate_hz, "channels": audio.source_channels,
+                       "codec": audio.codec}
+        return CallResult(Path(audio.path).stem, audio_block, timing, tuple(findings), tuple(utterances), score,
+                          self.versions(), self.settings_record(), stage)
+
+
+def _speech_level_dbfs(samples: np.ndarray, rate_hz: int, regions) -> float | None:
+    if not regions:
+        return None
+    parts = [samples[int(r.start_s * rate_hz): int(r.end_s * rate_hz)] for r in regions]
+    joined = np.concatenate(parts)
+    levels = frame_levels_dbfs(joined, rate_hz=rate_hz, frame_s=0.03)
+    return float(np.percentile(levels, 75)) if levels.size else None
+
+
+def _dedupe_bursts(bursts: list[Span]) -> list[Span]:
+    """Ringback heard on both channels counts once."""
+    out: list[Span] = []
+    for burst in sorted(bursts):
+        if out and burst.start_s < out[-1].end_s:
+            continue
+        out.append(burst)
+    return out

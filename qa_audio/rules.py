@@ -1,0 +1,235 @@
+"""Evaluate the rulebook against a transcript: ASR-tolerant phrase matching.
+
+Whisper turns 工号 into 公号 and 中联融资 into 周联柔自, so a phrase is found in
+three ways, best first: the exact characters; the same fuzzy pinyin syllables
+(a homophone); or, for phrases of ``exact_below_syllables`` syllables or more,
+a pinyin string similarity of at least ``min_similarity``. Every hit keeps the
+ASR words it spans, with their timestamps and probabilities.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz
+
+from .config import Config, LexiconEntry, Rule
+from .normalize import TextNormalizer, Unit
+from .transcribe import Utterance
+
+MAX_EVIDENCE = 3
+
+
+@dataclass(frozen=True)
+class Hit:
+    lexicon: str
+    phrase: str
+    how: str                  # "exact", "pinyin", "fuzzy" or "regex"
+    similarity: float
+    channel: str
+    start_s: float
+    end_s: float
+    text: str                 # the utterance the hit is in
+    matched: str              # the words that matched
+    probability: float        # mean ASR probability of the matched words
+    min_probability: float
+
+    def evidence(self) -> dict:
+        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "channel": self.channel,
+                "text": self.text, "matched": self.matched, "phrase": self.phrase, "lexicon": self.lexicon,
+                "how": self.how, "similarity": round(self.similarity, 3),
+                "probability": round(self.probability, 3)}
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: Rule
+    status: str               # "pass", "fail" or "n/a"
+    deduction: float
+    redline: bool
+    low_confidence: bool
+    detail: str
+    evidence: tuple[dict, ...] = field(default=())
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.status == "n/a" else self.status == "pass"
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule.id, "passed": self.passed, "deduction": self.deduction,
+                "evidence": list(self.evidence), "status": self.status, "title": self.rule.title,
+                "severity": self.rule.severity, "redline": self.redline, "low_confidence": self.low_confidence,
+                "detail": self.detail}
+
+
+def join_words(texts: list[str]) -> str:
+    """Join ASR word texts: no space between Han characters, one between latin words."""
+    out = ""
+    for text in texts:
+        if out and out[-1].isascii() and out[-1].isalnum() and text[:1].isascii() and text[:1].isalnum():
+            out += " "
+        out += text
+    return out
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    utterance: Utterance
+    text: str
+    units: tuple[Unit, ...]
+    word_of_char: tuple[int, ...]
+
+
+class PhraseMatcher:
+    """Finds lexicon phrases in utterances; built once per config."""
+
+    def __init__(self, config: Config, normalizer: TextNormalizer | None = None):
+        self.config = config
+        self.settings = config.matching
+        self.normalizer = normalizer or TextNormalizer()
+        self._phrases: dict[str, list[tuple[LexiconEntry, str, tuple[str, ...]]]] = {}
+        for name, lexicon in config.lexicons.items():
+            prepared = []
+            for entry in lexicon.entries:
+                if entry.regex is not None:
+                    prepared.append((entry, entry.text, ()))
+                    continue
+                canonical = self.normalizer.canonical(entry.text)
+                prepared.append((entry, canonical, tuple(u.syllable for u in self.normalizer.units(canonical))))
+            self._phrases[name] = prepared
+
+    def prepare(self, utterance: Utterance) -> _Prepared:
+        """Normalise an utterance once, keeping which ASR word each character came from."""
+        raw_chars: list[str] = []
+        word_of_raw: list[int] = []
+        for i, word in enumerate(utterance.words):
+            text = join_words(["".join(raw_chars[-1:]), word.text])[len(raw_chars[-1:]):]
+            raw_chars.extend(text)
+            word_of_raw.extend([i] * len(text))
+        numbered, idx1 = self.normalizer.numbers_mapped("".join(raw_chars))
+        text, idx2 = self.normalizer.matchable_mapped(numbered)
+        word_of_char = tuple(word_of_raw[idx1[j]] for j in idx2)
+        return _Prepared(utterance, text, tuple(self.normalizer.units(text)), word_of_char)
+
+    def _hit(self, prep: _Prepared, lexicon: str, phrase: str, how: str, similarity: float,
+             start_char: int, end_char: int) -> Hit:
+        first, last = prep.word_of_char[start_char], prep.word_of_char[max(start_char, end_char - 1)]
+        words = prep.utterance.words[first: last + 1]
+        probs = [w.probability for w in words] or [1.0]
+        return Hit(lexicon, phrase, how, similarity, prep.utterance.channel, words[0].start_s, words[-1].end_s,
+                   prep.utterance.text, join_words([w.text for w in words]), sum(probs) / len(probs), min(probs))
+
+    def find(self, prep: _Prepared, lexicon: str) -> list[Hit]:
+        """Best hit of each phrase of ``lexicon`` in a prepared utterance."""
+        if not prep.text:
+            return []
+        hits = []
+        syllables = [u.syllable for u in prep.units]
+        for entry, canonical, phrase_syl in self._phrases[lexicon]:
+            if entry.regex is not None:
+                m = entry.regex.search(prep.text)
+                if m and m.end() > m.start():
+                    hits.append(self._hit(prep, lexicon, entry.text, "regex", 1.0, m.start(), m.end()))
+                continue
+            at = prep.text.find(canonical)
+            if at >= 0:
+                hits.append(self._hit(prep, lexicon, entry.text, "exact", 1.0, at, at + len(canonical)))
+                continue
+            best = self._best_window(syllables, phrase_syl)
+            if best is None:
+                continue
+            similarity, i, j = best
+            how = "pinyin" if similarity >= 1.0 else "fuzzy"
+            hits.append(self._hit(prep, lexicon, entry.text, how, similarity,
+                                  prep.units[i].start, prep.units[j - 1].end))
+        return hits
+
+    def _best_window(self, syllables: list[str], phrase: tuple[str, ...]) -> tuple[float, int, int] | None:
+        m = len(phrase)
+        if m == 0 or not syllables:
+            return None
+        for i in range(len(syllables) - m + 1):
+            if tuple(syllables[i:i + m]) == phrase:
+                return 1.0, i, i + m
+        if m < self.settings.exact_below_syllables:
+            return None
+        target = " ".join(phrase)
+        best: tuple[float, int, int] | None = None
+        for length in (m, m - 1, m + 1):
+            if length < 1 or length > len(syllables):
+                continue
+            for i in range(len(syllables) - length + 1):
+                score = fuzz.ratio(" ".join(syllables[i:i + length]), target) / 100.0
+                if score >= self.settings.min_similarity and (best is None or score > best[0]):
+                    best = (score, i, i + length)
+        return best
+
+
+def _scope(rule: Rule, preps: list[_Prepared], answer_s: float | None) -> list[_Prepared]:
+    role = [p for p in preps if rule.role == "any" or p.utterance.channel in (rule.role, "mixed")]
+    window = rule.window
+    if window.turns == "first":
+        return role[: window.n]
+    if window.turns == "last":
+        return role[-window.n:]
+    if window.within_s is not None:
+        anchor = (answer_s or 0.0) if window.start == "answer" else 0.0
+        return [p for p in role if p.utterance.start_s < anchor + window.within_s and p.utterance.end_s > anchor]
+    return role
+
+
+def _utterance_evidence(preps: list[_Prepared]) -> tuple[dict, ...]:
+    return tuple({"start_s": round(p.utterance.start_s, 3), "end_s": round(p.utterance.end_s, 3),
+                  "channel": p.utterance.channel, "text": p.utterance.text} for p in preps[:MAX_EVIDENCE])
+
+
+def evaluate_rule(rule: Rule, preps: list[_Prepared], *, matcher: PhraseMatcher, answered: bool | None,
+                  answer_s: float | None) -> Finding:
+    """Judge one rule on one call's transcript."""
+    low = matcher.settings.low_confidence
+    if answered is False:
+        return Finding(rule, "n/a", 0.0, False, False, "the call was not answered")
+    scope = _scope(rule, preps, answer_s)
+    where = rule.window.describe()
+    if rule.expect == "absent":
+        names = rule.lexicons
+        hits = [h for u in scope for name in names for h in matcher.find(u, name)]
+        if not hits:
+            return Finding(rule, "pass", 0.0, False, False, f"none of {', '.join(names)} in {where}")
+        hits.sort(key=lambda h: h.start_s)
+        redline = any(h.lexicon in rule.redline_lexicons for h in hits)
+        lowconf = all(h.min_probability < low for h in hits)
+        said = "; ".join(f"{h.matched!r} ~ {h.phrase!r} ({h.how})" for h in hits[:MAX_EVIDENCE])
+        return Finding(rule, "fail", rule.weight, redline, lowconf, f"said {said}",
+                       tuple(h.evidence() for h in hits))
+    if not scope:
+        return Finding(rule, "fail", rule.weight, False, False, f"no {rule.role} speech in {where}")
+    found: dict[str, list[Hit]] = {}
+    for name in rule.lexicons:
+        found[name] = [h for u in scope for h in matcher.find(u, name)]
+    if rule.all_of:
+        missing = [n for n in rule.all_of if not found[n]]
+        ok = not missing
+        detail = f"all of {', '.join(rule.all_of)} in {where}" if ok else f"missing {', '.join(missing)} in {where}"
+    else:
+        ok = any(found[n] for n in rule.any_of)
+        detail = f"{'found' if ok else 'missing'} {' / '.join(rule.any_of)} in {where}"
+    if ok:
+        hits = sorted((min(v, key=lambda h: h.start_s) for v in found.values() if v), key=lambda h: h.start_s)
+        return Finding(rule, "pass", 0.0, False, False, detail, tuple(h.evidence() for h in hits))
+    return Finding(rule, "fail", rule.weight, False, False, detail, _utterance_evidence(scope))
+
+
+def evaluate(config: Config, utterances: list[Utterance], *, matcher: PhraseMatcher, answered: bool | None,
+             answer_s: float | None) -> list[Finding]:
+    preps = [matcher.prepare(u) for u in sorted(utterances, key=lambda u: u.start_s)]
+    return [evaluate_rule(rule, preps, matcher=matcher, answered=answered, answer_s=answer_s)
+            for rule in config.rules]
+
+
+def hold_cues(config: Config, utterances: list[Utterance], *, matcher: PhraseMatcher) -> list[float]:
+    """End times of agent utterances that ask the caller to hold."""
+    name = config.hold_request_lexicon
+    if not name:
+        return []
+    return [u.end_s for u in utterances
+            if u.channel in ("agent", "mixed") and matcher.find(matcher.prepare(u), name)]

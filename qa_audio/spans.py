@@ -1,0 +1,76 @@
+"""Time spans in seconds and the interval arithmetic every stage shares."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    start_s: float
+    end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def overlap_s(self, other: "Span") -> float:
+        return max(0.0, min(self.end_s, other.end_s) - max(self.start_s, other.start_s))
+
+    def contains(self, t_s: float) -> bool:
+        return self.start_s <= t_s < self.end_s
+
+    def to_dict(self) -> dict:
+        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3)}
+
+
+def merge(spans: Iterable[Span], *, gap_s: float = 0.0) -> list[Span]:
+    """Sort and join spans that overlap or lie closer than ``gap_s``."""
+    out: list[Span] = []
+    for span in sorted(spans):
+        if out and span.start_s - out[-1].end_s <= gap_s:
+            out[-1] = Span(out[-1].start_s, max(out[-1].end_s, span.end_s))
+        else:
+            out.append(span)
+    return out
+
+
+def subtract(spans: Iterable[Span], holes: Iterable[Span]) -> list[Span]:
+    """The parts of ``spans`` outside every hole."""
+    holes = merge(holes)
+    out: list[Span] = []
+    for span in sorted(spans):
+        pieces = [span]
+        for hole in holes:
+            nxt = []
+            for p in pieces:
+                if hole.end_s <= p.start_s or hole.start_s >= p.end_s:
+                    nxt.append(p)
+                    continue
+                if hole.start_s > p.start_s:
+                    nxt.append(Span(p.start_s, hole.start_s))
+                if hole.end_s < p.end_s:
+                    nxt.append(Span(hole.end_s, p.end_s))
+            pieces = nxt
+        out.extend(pieces)
+    return out
+
+
+def gaps(spans: Iterable[Span], *, start_s: float, end_s: float) -> list[Span]:
+    """The stretches of [start_s, end_s) covered by none of ``spans``."""
+    return subtract([Span(start_s, end_s)], spans) if end_s > start_s else []
+
+
+def total_s(spans: Iterable[Span]) -> float:
+    return sum(s.duration_s for s in merge(spans))
+
+
+def mask_to_spans(mask: np.ndarray, *, hop_s: float, offset_s: float = 0.0) -> list[Span]:
+    """Runs of True frames in a boolean frame mask, as spans."""
+    if mask.size == 0:
+        return []
+    padded = np.concatenate([[False], mask.astype(bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [Span(offset_s + a * hop_s, offset_s + b * hop_s) for a, b in zip(edges[::2], edges[1::2])]

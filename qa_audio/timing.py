@@ -1,0 +1,167 @@
+"""Call timing from per-channel speech, tones and music: rings, holds, overtalk, dead air.
+
+Pure functions of spans; no audio here. ``analyze_timing`` turns what the
+earlier stages found into the ``timing`` block of the result contract.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .config import TimingSettings
+from .spans import Span, gaps, merge, subtract, total_s
+
+HOLD_REQUEST_REACH_S = 3.0   # a hold starts at the request's end if the music follows within this
+CHECK_IN_MAX_S = 20.0        # agent speech between two music stretches up to this long is a check-in
+
+
+@dataclass(frozen=True)
+class Interruption:
+    at_s: float
+    by: str
+    overlap_s: float
+
+    def to_dict(self) -> dict:
+        return {"at_s": round(self.at_s, 3), "by": self.by, "overlap_s": round(self.overlap_s, 3)}
+
+
+@dataclass(frozen=True)
+class Hold:
+    start_s: float
+    end_s: float
+    kind: str                      # "music" or "silence"
+    waits: tuple[Span, ...]        # stretches without agent speech, split by check-ins
+
+    @property
+    def longest_wait_s(self) -> float:
+        return max((w.duration_s for w in self.waits), default=self.end_s - self.start_s)
+
+    def to_dict(self) -> dict:
+        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "kind": self.kind,
+                "longest_wait_s": round(self.longest_wait_s, 3), "waits": [w.to_dict() for w in self.waits]}
+
+
+@dataclass(frozen=True)
+class Timing:
+    answered: bool | None
+    rings: int | None
+    ring_to_answer_s: float | None
+    answer_s: float | None
+    holds: tuple[Hold, ...]
+    interruptions: tuple[Interruption, ...] | None
+    dead_air: tuple[Span, ...]
+    talk: dict = field(hash=False, compare=False)
+    settings: TimingSettings = field(default_factory=TimingSettings)
+
+    def to_dict(self) -> dict:
+        return {
+            "answered": self.answered,
+            "rings": self.rings,
+            "ring_to_answer_s": None if self.ring_to_answer_s is None else round(self.ring_to_answer_s, 3),
+            "answer_s": None if self.answer_s is None else round(self.answer_s, 3),
+            "holds": [h.to_dict() for h in self.holds],
+            "interruptions": None if self.interruptions is None else [i.to_dict() for i in self.interruptions],
+            "dead_air": [d.to_dict() for d in self.dead_air],
+            "talk": self.talk,
+        }
+
+
+def find_interruptions(speaker: list[Span], other: list[Span], *, by: str,
+                       settings: TimingSettings) -> list[Interruption]:
+    """Utterances of ``speaker`` that start while ``other`` is mid-utterance and are not backchannels."""
+    found = []
+    for turn in speaker:
+        if turn.duration_s < settings.backchannel_max_s:
+            continue
+        for held in other:
+            if held.start_s + settings.interruption_min_prior_s <= turn.start_s < held.end_s:
+                overlap = min(turn.end_s, held.end_s) - turn.start_s
+                if overlap >= settings.interruption_min_overlap_s:
+                    found.append(Interruption(turn.start_s, by, overlap))
+                break
+    return found
+
+
+def find_holds(*, agent: list[Span], music: list[Span], hold_cues_s: list[float], after_s: float,
+               call_end_s: float, settings: TimingSettings) -> list[Hold]:
+    """Holds with music (split into waits by agent check-ins) and silent holds the agent announced."""
+    holds: list[Hold] = []
+    music = [m for m in merge(music) if m.end_s > after_s]
+    # group music stretches separated only by short agent check-ins
+    groups: list[list[Span]] = []
+    for span in music:
+        if groups:
+            between = Span(groups[-1][-1].end_s, span.start_s)
+            if between.duration_s <= CHECK_IN_MAX_S:
+                groups[-1].append(span)
+                continue
+        groups.append([span])
+    for group in groups:
+        if sum(s.duration_s for s in group) < settings.hold_min_s:
+            continue
+        onset = group[0].start_s
+        before = [a.end_s for a in agent if a.end_s <= onset + 0.5]
+        start = before[-1] if before and onset - before[-1] <= HOLD_REQUEST_REACH_S else onset
+        start = min(start, onset)
+        after = [a.start_s for a in agent if a.start_s >= group[-1].end_s - 0.5]
+        end = after[0] if after else min(call_end_s, group[-1].end_s)
+        end = max(end, group[-1].end_s) if not after else end
+        waits = tuple(w for w in gaps(agent, start_s=start, end_s=end) if w.duration_s > 0.5)
+        holds.append(Hold(start, end, "music", waits or (Span(start, end),)))
+    for cue in sorted(hold_cues_s):
+        if any(h.start_s - HOLD_REQUEST_REACH_S <= cue <= h.end_s for h in holds):
+            continue
+        after = [a.start_s for a in agent if a.start_s > cue + 0.05]
+        end = after[0] if after else call_end_s
+        if end - cue >= settings.hold_min_s:
+            holds.append(Hold(cue, end, "silence", (Span(cue, end),)))
+    return sorted(holds, key=lambda h: h.start_s)
+
+
+def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: list[Span] | None,
+                   mono: list[Span] | None = None, ring_bursts: list[Span] = (), music: list[Span] = (),
+                   tone: list[Span] = (), hold_cues_s: list[float] = (), levels_dbfs: dict | None = None,
+                   settings: TimingSettings) -> Timing:
+    """The timing block. Stereo: pass ``agent`` and ``customer``; mono: pass ``mono`` only."""
+    stereo = mono is None
+    opener = agent if stereo else mono
+    answer_s = opener[0].start_s if opener else None
+    answered = answer_s is not None
+    cutoff = answer_s if answered else duration_s
+    rings_before = [b for b in ring_bursts if b.start_s < cutoff]
+    rings = len(rings_before)
+    ring_to_answer = (answer_s - rings_before[0].start_s) if (answered and rings_before) else None
+
+    everyone = list(agent or []) + list(customer or []) + list(mono or [])
+    agent_like = list(agent) if stereo else list(mono)
+    holds = find_holds(agent=agent_like, music=list(music), hold_cues_s=list(hold_cues_s),
+                       after_s=answer_s or 0.0, call_end_s=duration_s, settings=settings) if answered else []
+
+    interruptions = None
+    if stereo:
+        interruptions = sorted(
+            find_interruptions(agent, customer, by="agent", settings=settings)
+            + find_interruptions(customer, agent, by="customer", settings=settings),
+            key=lambda i: i.at_s)
+
+    dead_air: list[Span] = []
+    if answered and everyone:
+        last_speech = max(s.end_s for s in everyone)
+        quiet = gaps(everyone, start_s=answer_s, end_s=last_speech)
+        quiet = subtract(quiet, [Span(h.start_s, h.end_s) for h in holds] + list(music) + list(tone))
+        dead_air = [q for q in quiet if q.duration_s >= settings.dead_air_min_s]
+
+    parties = {"agent": agent, "customer": customer} if stereo else {"mixed": mono}
+    talked = {name: total_s(spans or []) for name, spans in parties.items()}
+    all_talk = sum(talked.values()) or 1.0
+    talk = {name: {"talk_s": round(talked[name], 3), "share": round(talked[name] / all_talk, 3),
+                   "level_dbfs": None if not levels_dbfs or levels_dbfs.get(name) is None
+                   else round(levels_dbfs[name], 1)}
+            for name in parties}
+    if stereo and (agent or customer):
+        last = {name: max((s.end_s for s in spans), default=-1.0) for name, spans in parties.items()}
+        talk["last_speaker"] = max(last, key=last.get)
+    talk["overtalk_s"] = None if not stereo else round(sum(
+        a.overlap_s(c) for a in agent for c in customer), 3)
+    talk["dead_air_s"] = round(sum(d.duration_s for d in dead_air), 3)
+    return Timing(answered, rings, ring_to_answer, answer_s, tuple(holds),
+                  None if interruptions is None else tuple(interruptions), tuple(dead_air), talk, settings)
