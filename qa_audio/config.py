@@ -163,7 +163,7 @@ class VadSettings:
     mode: int = 2
     frame_ms: int = 30
     min_speech_s: float = 0.2
-    merge_gap_s: float = 0.3
+    merge_gap_s: float = 0.8
     pad_s: float = 0.1
     energy_floor_dbfs: float = -50.0
     noise_margin_db: float = 10.0
@@ -200,7 +200,7 @@ class MatchSettings:
 
 @dataclass(frozen=True)
 class ScoreSettings:
-    pass_score: float = 80.0
+    pass_score: float = 85.0
     redline_score: float = 0.0
 
 
@@ -212,13 +212,17 @@ class Window:
     within_s: float | None = None
     turns: str | None = None
     n: int | None = None
+    skip_first: int = 0
 
     def describe(self) -> str:
+        parts = []
         if self.turns:
-            return f"the {self.turns} {self.n} turn(s)"
+            parts.append(f"the {self.turns} {self.n} turn(s)")
+            if self.skip_first:
+                parts.append(f"after the first {self.skip_first}")
         if self.within_s is not None:
-            return f"the first {self.within_s:g} s after {'answer' if self.start == 'answer' else 'call start'}"
-        return "the whole call"
+            parts.append(f"within {self.within_s:g} s of {'answer' if self.start == 'answer' else 'call start'}")
+        return " ".join(parts) or "the whole call"
 
 
 @dataclass(frozen=True)
@@ -333,13 +337,11 @@ def _load_window(section: _Section, path: Path) -> Window:
     within = section.get("within_s", (float, type(None)), None, min_value=0)
     turns = section.get("turns", (str, type(None)), None, choices=TURNS + (None,))
     n = section.get("n", (int, type(None)), None, min_value=1)
+    skip_first = section.get("skip_first", int, 0, min_value=0)
     section.check_unknown()
     if turns and n is None:
         raise ConfigError(path, "turns needs n (how many turns)", line=section.node.line, field=section.prefix)
-    if turns and within is not None:
-        raise ConfigError(path, "use either within_s or turns, not both", line=section.node.line,
-                          field=section.prefix)
-    return Window(start=start, within_s=within, turns=turns, n=n)
+    return Window(start=start, within_s=within, turns=turns, n=n, skip_first=skip_first)
 
 
 def _load_rule(node: _Node, path: Path, index: int) -> Rule:

@@ -118,7 +118,7 @@ class Scorer:
             ring = detect_ringback(samples, rate_hz=audio.rate_hz, plan=c.tone_plan, settings=c.timing)
             first = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad, exclude=ring.tone)
             chan_music = detect_music(samples, rate_hz=audio.rate_hz, settings=c.timing,
-                                      level_floor_dbfs=first.threshold_dbfs)
+                                      level_floor_dbfs=first.threshold_dbfs, exclude=ring.tone)
             vad = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad,
                                 exclude=list(ring.tone) + chan_music) if chan_music else first
             regions[role] = list(vad.regions)

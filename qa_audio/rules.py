@@ -167,13 +167,14 @@ class PhraseMatcher:
 def _scope(rule: Rule, preps: list[_Prepared], answer_s: float | None) -> list[_Prepared]:
     role = [p for p in preps if rule.role == "any" or p.utterance.channel in (rule.role, "mixed")]
     window = rule.window
+    role = role[window.skip_first:]
     if window.turns == "first":
-        return role[: window.n]
-    if window.turns == "last":
-        return role[-window.n:]
+        role = role[: window.n]
+    elif window.turns == "last":
+        role = role[-window.n:]
     if window.within_s is not None:
         anchor = (answer_s or 0.0) if window.start == "answer" else 0.0
-        return [p for p in role if p.utterance.start_s < anchor + window.within_s and p.utterance.end_s > anchor]
+        role = [p for p in role if p.utterance.start_s < anchor + window.within_s and p.utterance.end_s > anchor]
     return role
 
 

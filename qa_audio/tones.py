@@ -14,7 +14,7 @@ import numpy as np
 from scipy.ndimage import minimum_filter1d
 
 from .config import TimingSettings, TonePlan
-from .spans import Span, mask_to_spans, merge
+from .spans import Span, mask_to_spans, merge, subtract
 
 TONE_HOP_S = 0.05
 MUSIC_WINDOW_S = 2.0
@@ -55,15 +55,17 @@ def detect_ringback(samples: np.ndarray, *, rate_hz: int, plan: TonePlan, settin
         at_tone += spectrum[:, (freqs >= f_hz - 30) & (freqs <= f_hz + 30)].sum(axis=1)
     level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
     mask = (at_tone / total >= settings.tone_ratio_min) & (level >= settings.tone_level_min_dbfs)
-    tone = merge(mask_to_spans(mask, hop_s=TONE_HOP_S), gap_s=TONE_HOP_S * 2)
+    min_tone_s = min(0.3, plan.on_s * 0.5)
+    tone = [s for s in merge(mask_to_spans(mask, hop_s=TONE_HOP_S), gap_s=TONE_HOP_S * 2)
+            if s.duration_s >= min_tone_s]
     lo, hi = plan.on_s * 0.6, plan.on_s * 1.5 + TONE_HOP_S
     bursts = [s for s in tone if lo <= s.duration_s <= hi]
     return Ringback(tuple(bursts), tuple(tone), plan.name)
 
 
 def detect_music(samples: np.ndarray, *, rate_hz: int, settings: TimingSettings,
-                 level_floor_dbfs: float) -> list[Span]:
-    """Stretches of music (or other sustained tonal sound) on one channel."""
+                 level_floor_dbfs: float, exclude: list[Span] | tuple[Span, ...] = ()) -> list[Span]:
+    """Stretches of music (or other sustained tonal sound) on one channel, outside ``exclude`` (tones)."""
     n_fft = 1024 if rate_hz >= 16000 else 512
     hop = rate_hz // 100
     frames = _frames(samples.astype(np.float32), size=n_fft, hop=hop)
@@ -88,4 +90,9 @@ def detect_music(samples: np.ndarray, *, rate_hz: int, settings: TimingSettings,
         share = sustained[:, sl][:, active].sum() / (spec[:, sl][:, active].sum() + 1e-12)
         if share >= settings.music_sustain_min and np.median(flatness[sl][active]) <= settings.music_flatness_max:
             spans.append(Span(start / 100.0, (start + win) / 100.0))
-    return [s for s in merge(spans) if s.duration_s >= settings.music_min_s]
+    trimmed = []
+    for span in subtract(merge(spans), exclude):
+        active = np.flatnonzero(level[int(span.start_s * 100): int(span.end_s * 100)] > level_floor_dbfs)
+        if active.size:
+            trimmed.append(Span(span.start_s + active[0] / 100.0, span.start_s + (active[-1] + 1) / 100.0))
+    return [s for s in trimmed if s.duration_s >= settings.music_min_s]
