@@ -47,8 +47,10 @@ def digits_for_run(run: str) -> str | None:
         if len(run) >= 3:
             return "".join(SPOKEN_DIGITS[ch] for ch in run)
         return None
-    if not (_UNITS & set(run)) or not (set(run) - _UNITS):
+    if not (_UNITS & set(run)):
         return None
+    if not (set(run) - _UNITS) and not run.startswith("十"):
+        return None     # 千万 (by all means), 万万: idioms, not numbers; 十万 is a number
     try:
         value = cn2an.cn2an(run, "normal")
     except (ValueError, KeyError, IndexError):

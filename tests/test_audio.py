@@ -1,0 +1,86 @@
+"""Decoding: every supported container and codec, any rate, and every kind of bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from qa_audio.audio import load_audio
+from qa_audio.errors import AudioError
+
+
+def tone(rate_hz, seconds=1.0, channels=2, f_hz=440.0):
+    t = np.arange(int(rate_hz * seconds)) / rate_hz
+    mono = 0.3 * np.sin(2 * np.pi * f_hz * t)
+    return np.stack([mono * (i + 1) / channels for i in range(channels)], axis=1)
+
+
+@pytest.mark.parametrize("fmt,subtype,ext", [
+    ("WAV", "PCM_16", "wav"), ("WAV", "ULAW", "wav"), ("WAV", "ALAW", "wav"), ("WAV", "FLOAT", "wav"),
+    ("FLAC", "PCM_16", "flac"), ("OGG", "VORBIS", "ogg"), ("MP3", "MPEG_LAYER_III", "mp3"),
+])
+def test_formats_decode_to_the_analysis_rate(tmp_path, fmt, subtype, ext):
+    path = tmp_path / f"call.{ext}"
+    sf.write(path, tone(8000, 2.0), 8000, format=fmt, subtype=subtype)
+    audio = load_audio(path)
+    assert audio.channels == 2 and audio.rate_hz == 16000 and audio.source_rate_hz == 8000
+    assert abs(audio.duration_s - 2.0) < 0.1
+    # channel order survives: channel 1 is twice as loud as channel 0
+    ratio = np.abs(audio.channel(1)).mean() / np.abs(audio.channel(0)).mean()
+    assert 1.8 < ratio < 2.2
+
+
+@pytest.mark.parametrize("rate_hz", [8000, 11025, 16000, 22050, 44100, 48000])
+def test_any_sample_rate(tmp_path, rate_hz):
+    path = tmp_path / "call.wav"
+    sf.write(path, tone(rate_hz, 1.0, channels=1), rate_hz)
+    audio = load_audio(path)
+    assert audio.channels == 1 and audio.source_rate_hz == rate_hz
+    spectrum = np.abs(np.fft.rfft(audio.channel(0)))
+    assert abs(np.argmax(spectrum) * 16000 / len(audio.channel(0)) - 440) < 5
+
+
+def test_mp3_via_ffmpeg_path(tmp_path):
+    path = tmp_path / "call.mp3"
+    sf.write(path, tone(16000, 1.0, channels=1), 16000, format="MP3")
+    assert load_audio(path).duration_s > 0.9
+
+
+@pytest.mark.parametrize("make,cause", [
+    (lambda p: p.write_bytes(b""), "empty file"),
+    (lambda p: p.write_text("agent notes, not audio\n" * 20), "not readable audio"),
+    (lambda p: p.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt "), "not readable audio"),
+])
+def test_bad_files_raise_one_line_naming_the_file(tmp_path, make, cause):
+    path = tmp_path / "bad.wav"
+    make(path)
+    with pytest.raises(AudioError) as err:
+        load_audio(path)
+    message = str(err.value)
+    assert message.startswith(str(path)) and cause in message and "\n" not in message
+
+
+def test_truncated_wav(tmp_path):
+    path = tmp_path / "cut.wav"
+    sf.write(path, tone(8000, 3.0), 8000)
+    path.write_bytes(path.read_bytes()[:10000])
+    with pytest.raises(AudioError, match="truncated WAV"):
+        load_audio(path)
+
+
+def test_too_many_channels_missing_and_directory(tmp_path):
+    path = tmp_path / "surround.wav"
+    sf.write(path, tone(8000, 1.0, channels=4), 8000)
+    with pytest.raises(AudioError, match="expected mono or stereo, got 4 channels"):
+        load_audio(path)
+    with pytest.raises(AudioError, match="file not found"):
+        load_audio(tmp_path / "nope.wav")
+    with pytest.raises(AudioError, match="is a directory"):
+        load_audio(tmp_path)
+
+
+def test_too_short(tmp_path):
+    path = tmp_path / "blip.wav"
+    sf.write(path, tone(8000, 0.02), 8000)
+    with pytest.raises(AudioError, match="too short"):
+        load_audio(path)

@@ -1,0 +1,86 @@
+"""Config and lexicon validation: errors name the file, the line and the field."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import ROOT
+from qa_audio.config import load_config
+from qa_audio.errors import ConfigError
+
+DEFAULT = (ROOT / "configs" / "default.yaml").read_text(encoding="utf-8")
+
+
+def write_config(tmp_path, text):
+    shutil.copytree(ROOT / "lexicons", tmp_path / "lexicons")
+    (tmp_path / "configs").mkdir()
+    path = tmp_path / "configs" / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def line_of(text, needle):
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_default_config_encodes_the_first_rules(config):
+    assert {r.id for r in config.rules} >= {"GRT-1", "GRT-2", "BAN-1", "CLS-1", "CLS-2"}
+    assert config.rulebook.startswith("2026.11-1+")
+
+
+@pytest.mark.parametrize("old,new,field,message", [
+    ("weight: 15", "weight: heavy", "rules[0].weight", "expected float"),
+    ("severity: major", "severity: fatal", "rules[0].severity", "expected one of"),
+    ("    expect: absent", "    expect: absent\n    colour: red", "rules[2].colour", "unknown field"),
+    ("  mode: 2 ", "  mode: 7 ", "vad.mode", "expected 0, 1, 2 or 3"),
+    ("  - id: GRT-2", "  - id: greeting two", "rules[1].id", "standard ID"),
+])
+def test_bad_field_names_file_line_and_field(tmp_path, old, new, field, message):
+    text = DEFAULT.replace(old, new, 1)
+    assert text != DEFAULT
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}:{err.value.line}: {field}: ")
+    assert message in str(err.value)
+    assert err.value.line == line_of(text, new.splitlines()[-1].strip())
+
+
+def test_broken_yaml_line_is_reported(tmp_path):
+    text = DEFAULT.replace("  agent: 0\n", "  agent: [0\n", 1)
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "invalid YAML" in str(err.value) and err.value.line is not None
+
+
+def test_duplicate_rule_id(tmp_path):
+    path = write_config(tmp_path, DEFAULT.replace("  - id: GRT-2", "  - id: GRT-1", 1))
+    with pytest.raises(ConfigError, match="duplicate rule id GRT-1"):
+        load_config(path)
+
+
+def test_missing_lexicon_and_bad_regex(tmp_path):
+    path = write_config(tmp_path, DEFAULT.replace("any_of: [farewell]", "any_of: [farewells]"))
+    with pytest.raises(ConfigError, match="farewells.txt.*not found"):
+        load_config(path)
+    (tmp_path / "lexicons" / "employee_id.txt").write_text("工号\nre:(\\d+\n", encoding="utf-8")
+    path.write_text(DEFAULT, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "employee_id.txt:2" in str(err.value) and "regular expression" in str(err.value)
+
+
+def test_rulebook_digest_changes_with_a_lexicon(tmp_path):
+    path = write_config(tmp_path, DEFAULT)
+    before = load_config(path).rulebook
+    with open(tmp_path / "lexicons" / "farewell.txt", "a", encoding="utf-8") as fh:
+        fh.write("拜拜\n")
+    assert load_config(path).rulebook != before
+
+
+def test_tone_plan_must_exist(tmp_path):
+    path = write_config(tmp_path, DEFAULT.replace("  plan: cn", "  plan: mars"))
+    with pytest.raises(ConfigError, match="tones.plan: no tone plan named 'mars'"):
+        load_config(path)
