@@ -184,8 +184,8 @@ class TimingSettings:
     backchannel_max_s: float = 1.0
     interruption_min_overlap_s: float = 0.3
     interruption_min_prior_s: float = 0.5
-    music_min_s: float = 2.0
-    music_sustain_min: float = 0.14
+    music_min_s: float = 3.0
+    music_sustain_min: float = 0.13
     music_flatness_max: float = 0.3
     tone_ratio_min: float = 0.6
     tone_level_min_dbfs: float = -45.0

@@ -19,7 +19,7 @@ from .spans import Span, merge
 from .timing import Timing, analyze_timing
 from .tones import detect_music, detect_ringback
 from .transcribe import Utterance, decode_options, transcribe_channel
-from .vad import detect_speech, frame_levels_dbfs
+from .vad import detect_speech, frame_levels_dbfs, smooth
 
 
 @dataclass(frozen=True)
@@ -103,47 +103,20 @@ class Scorer:
         c = self.config
         stage: dict[str, float] = {}
         t0 = time.perf_counter()
-        stereo = audio.channels == 2
-        roles = {"agent": c.channels.agent, "customer": c.channels.customer} if stereo else {"mixed": 0}
-        if stereo and max(roles.values()) >= audio.channels:
-            raise QAError(f"{audio.path}: config channels {roles} do not fit a {audio.channels}-channel file")
-
-        ring_bursts: list[Span] = []
-        tone: list[Span] = []
-        music: list[Span] = []
-        regions: dict[str, list[Span]] = {}
-        levels: dict[str, float | None] = {}
-        for role, index in roles.items():
-            samples = audio.channel(index)
-            ring = detect_ringback(samples, rate_hz=audio.rate_hz, plan=c.tone_plan, settings=c.timing)
-            first = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad, exclude=ring.tone)
-            chan_music = detect_music(samples, rate_hz=audio.rate_hz, settings=c.timing,
-                                      level_floor_dbfs=first.threshold_dbfs, exclude=ring.tone)
-            vad = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad,
-                                exclude=list(ring.tone) + chan_music) if chan_music else first
-            regions[role] = list(vad.regions)
-            ring_bursts += ring.bursts
-            tone += ring.tone
-            music += chan_music
-            levels[role] = _speech_level_dbfs(samples, audio.rate_hz, vad.regions)
-        ring_bursts = _dedupe_bursts(ring_bursts)
+        sound = analyze_acoustics(audio, c)
         stage["vad_tones_s"] = time.perf_counter() - t0
 
         t1 = time.perf_counter()
         utterances: list[Utterance] = []
-        for role, index in roles.items():
-            utterances += transcribe_channel(self.model, audio.channel(index), regions[role], rate_hz=audio.rate_hz,
-                                             channel=role, settings=c.model, normalizer=self.normalizer)
+        for role, index in sound.roles.items():
+            utterances += transcribe_channel(self.model, audio.channel(index), sound.regions[role],
+                                             rate_hz=audio.rate_hz, channel=role, settings=c.model,
+                                             normalizer=self.normalizer)
         utterances.sort(key=lambda u: u.start_s)
         stage["asr_s"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()
-        cues = hold_cues(c, utterances, matcher=self.matcher)
-        timing = analyze_timing(
-            duration_s=audio.duration_s,
-            agent=regions.get("agent"), customer=regions.get("customer"), mono=regions.get("mixed"),
-            ring_bursts=ring_bursts, music=merge(music), tone=merge(tone), hold_cues_s=cues,
-            levels_dbfs=levels, settings=c.timing)
+        timing = measure_timing(sound, config=c, hold_cues_s=hold_cues(c, utterances, matcher=self.matcher))
         findings = evaluate(c, utterances, matcher=self.matcher, answered=timing.answered, answer_s=timing.answer_s)
         score = score_findings(findings, c.scoring)
         stage["rules_s"] = time.perf_counter() - t2
@@ -153,6 +126,56 @@ class Scorer:
                        "codec": audio.codec}
         return CallResult(Path(audio.path).stem, audio_block, timing, tuple(findings), tuple(utterances), score,
                           self.versions(), self.settings_record(), stage)
+
+
+@dataclass(frozen=True)
+class Acoustics:
+    """What the signal alone shows: speech per party, ringback, tones and music."""
+
+    duration_s: float
+    roles: dict
+    regions: dict
+    ring_bursts: tuple[Span, ...]
+    tone: tuple[Span, ...]
+    music: tuple[Span, ...]
+    levels_dbfs: dict
+
+
+def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
+    """Speech regions per party with ringback and music found and excluded (no ASR)."""
+    c = config
+    stereo = audio.channels == 2
+    roles = {"agent": c.channels.agent, "customer": c.channels.customer} if stereo else {"mixed": 0}
+    if stereo and max(roles.values()) >= audio.channels:
+        raise QAError(f"{audio.path}: config channels {roles} do not fit a {audio.channels}-channel file")
+    ring_bursts: list[Span] = []
+    tone: list[Span] = []
+    music: list[Span] = []
+    regions: dict[str, list[Span]] = {}
+    levels: dict[str, float | None] = {}
+    for role, index in roles.items():
+        samples = audio.channel(index)
+        ring = detect_ringback(samples, rate_hz=audio.rate_hz, plan=c.tone_plan, settings=c.timing)
+        first = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad, exclude=ring.tone)
+        chan_music = detect_music(samples, rate_hz=audio.rate_hz, settings=c.timing,
+                                  level_floor_dbfs=first.threshold_dbfs, exclude=ring.tone)
+        vad = smooth(first, exclude=list(ring.tone) + chan_music) if chan_music else first
+        regions[role] = list(vad.regions)
+        ring_bursts += ring.bursts
+        tone += ring.tone
+        music += chan_music
+        levels[role] = _speech_level_dbfs(samples, audio.rate_hz, vad.regions)
+    return Acoustics(audio.duration_s, roles, regions, tuple(_dedupe_bursts(ring_bursts)), tuple(merge(tone)),
+                     tuple(merge(music)), levels)
+
+
+def measure_timing(sound: Acoustics, *, config: Config, hold_cues_s=()) -> Timing:
+    """The timing block from the acoustics (and the hold requests the transcript shows)."""
+    return analyze_timing(
+        duration_s=sound.duration_s, agent=sound.regions.get("agent"), customer=sound.regions.get("customer"),
+        mono=sound.regions.get("mixed"), ring_bursts=list(sound.ring_bursts), music=list(sound.music),
+        tone=list(sound.tone), hold_cues_s=list(hold_cues_s), levels_dbfs=sound.levels_dbfs,
+        settings=config.timing)
 
 
 def _speech_level_dbfs(samples: np.ndarray, rate_hz: int, regions) -> float | None:

@@ -23,7 +23,7 @@ class Span:
         return self.start_s <= t_s < self.end_s
 
     def to_dict(self) -> dict:
-        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3)}
+        return {"start_s": round(float(self.start_s), 3), "end_s": round(float(self.end_s), 3)}
 
 
 def merge(spans: Iterable[Span], *, gap_s: float = 0.0) -> list[Span]:
@@ -73,4 +73,4 @@ def mask_to_spans(mask: np.ndarray, *, hop_s: float, offset_s: float = 0.0) -> l
         return []
     padded = np.concatenate([[False], mask.astype(bool), [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return [Span(offset_s + a * hop_s, offset_s + b * hop_s) for a, b in zip(edges[::2], edges[1::2])]
+    return [Span(float(offset_s + a * hop_s), float(offset_s + b * hop_s)) for a, b in zip(edges[::2], edges[1::2])]

@@ -14,6 +14,10 @@ HOLD_REQUEST_REACH_S = 3.0   # a hold starts at the request's end if the music f
 CHECK_IN_MAX_S = 20.0        # agent speech between two music stretches up to this long is a check-in
 
 
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
 @dataclass(frozen=True)
 class Interruption:
     at_s: float
@@ -21,7 +25,7 @@ class Interruption:
     overlap_s: float
 
     def to_dict(self) -> dict:
-        return {"at_s": round(self.at_s, 3), "by": self.by, "overlap_s": round(self.overlap_s, 3)}
+        return {"at_s": _r(self.at_s), "by": self.by, "overlap_s": _r(self.overlap_s)}
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,8 @@ class Hold:
         return max((w.duration_s for w in self.waits), default=self.end_s - self.start_s)
 
     def to_dict(self) -> dict:
-        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "kind": self.kind,
-                "longest_wait_s": round(self.longest_wait_s, 3), "waits": [w.to_dict() for w in self.waits]}
+        return {"start_s": _r(self.start_s), "end_s": _r(self.end_s), "kind": self.kind,
+                "longest_wait_s": _r(self.longest_wait_s), "waits": [w.to_dict() for w in self.waits]}
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,8 @@ class Timing:
         return {
             "answered": self.answered,
             "rings": self.rings,
-            "ring_to_answer_s": None if self.ring_to_answer_s is None else round(self.ring_to_answer_s, 3),
-            "answer_s": None if self.answer_s is None else round(self.answer_s, 3),
+            "ring_to_answer_s": _r(self.ring_to_answer_s),
+            "answer_s": _r(self.answer_s),
             "holds": [h.to_dict() for h in self.holds],
             "interruptions": None if self.interruptions is None else [i.to_dict() for i in self.interruptions],
             "dead_air": [d.to_dict() for d in self.dead_air],
@@ -153,15 +157,14 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
     parties = {"agent": agent, "customer": customer} if stereo else {"mixed": mono}
     talked = {name: total_s(spans or []) for name, spans in parties.items()}
     all_talk = sum(talked.values()) or 1.0
-    talk = {name: {"talk_s": round(talked[name], 3), "share": round(talked[name] / all_talk, 3),
+    talk = {name: {"talk_s": _r(talked[name]), "share": _r(talked[name] / all_talk),
                    "level_dbfs": None if not levels_dbfs or levels_dbfs.get(name) is None
-                   else round(levels_dbfs[name], 1)}
+                   else round(float(levels_dbfs[name]), 1)}
             for name in parties}
     if stereo and (agent or customer):
         last = {name: max((s.end_s for s in spans), default=-1.0) for name, spans in parties.items()}
         talk["last_speaker"] = max(last, key=last.get)
-    talk["overtalk_s"] = None if not stereo else round(sum(
-        a.overlap_s(c) for a in agent for c in customer), 3)
-    talk["dead_air_s"] = round(sum(d.duration_s for d in dead_air), 3)
+    talk["overtalk_s"] = None if not stereo else _r(sum(a.overlap_s(c) for a in agent for c in customer))
+    talk["dead_air_s"] = _r(sum(d.duration_s for d in dead_air))
     return Timing(answered, rings, ring_to_answer, answer_s, tuple(holds),
                   None if interruptions is None else tuple(interruptions), tuple(dead_air), talk, settings)

@@ -3,8 +3,9 @@
 Ringback follows a tone plan from the config (frequencies and on/off cadence).
 Music is told from speech by how much of its spectrum is *sustained*: notes hold
 their partials for hundreds of milliseconds, while speech moves its pitch and
-formants every syllable (on the real hold music in shared/realdata the sustained
-share is 0.16-0.54; on real Mandarin and English speech 0.02-0.13).
+formants every syllable. Over 400 ms, the real hold music in shared/realdata keeps
+a median 0.18-0.29 of its spectral energy; real Mandarin and English speech at
+most 0.136 in any 2-s window.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from .spans import Span, mask_to_spans, merge, subtract
 TONE_HOP_S = 0.05
 MUSIC_WINDOW_S = 2.0
 MUSIC_HOP_S = 0.5
-SUSTAIN_S = 0.25
+SUSTAIN_S = 0.4
+MUSIC_GAP_FILL_S = 1.0
 BAND_HZ = (125.0, 3400.0)
 
 
@@ -66,21 +68,25 @@ def detect_ringback(samples: np.ndarray, *, rate_hz: int, plan: TonePlan, settin
 def detect_music(samples: np.ndarray, *, rate_hz: int, settings: TimingSettings,
                  level_floor_dbfs: float, exclude: list[Span] | tuple[Span, ...] = ()) -> list[Span]:
     """Stretches of music (or other sustained tonal sound) on one channel, outside ``exclude`` (tones)."""
-    n_fft = 1024 if rate_hz >= 16000 else 512
-    hop = rate_hz // 100
-    frames = _frames(samples.astype(np.float32), size=n_fft, hop=hop)
-    if frames.shape[0] < int(MUSIC_WINDOW_S * 100):
+    # analyse at 8 kHz with 20 ms hops: the telephone band is all that matters, and it is 8x cheaper
+    factor = max(1, rate_hz // 8000)
+    x = samples[: len(samples) // factor * factor].astype(np.float32).reshape(-1, factor).mean(axis=1)
+    rate = rate_hz // factor
+    n_fft, hop = 512 * rate // 8000, rate // 50
+    fps = 50
+    frames = _frames(x, size=n_fft, hop=hop)
+    if frames.shape[0] < int(MUSIC_WINDOW_S * fps):
         return []
     spec = np.abs(np.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)).T
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / rate_hz)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
     spec = spec[(freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1])]
-    sustained = minimum_filter1d(spec, int(SUSTAIN_S * 100), axis=1, mode="nearest")
+    sustained = minimum_filter1d(spec, int(SUSTAIN_S * fps), axis=1, mode="nearest")
     power = spec.astype(np.float64) ** 2
     log_mean = np.mean(np.log(power + 1e-12), axis=0)
     flatness = np.exp(log_mean) / (np.mean(power, axis=0) + 1e-12)
     level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
 
-    win, step = int(MUSIC_WINDOW_S * 100), int(MUSIC_HOP_S * 100)
+    win, step = int(MUSIC_WINDOW_S * fps), int(MUSIC_HOP_S * fps)
     spans = []
     for start in range(0, spec.shape[1] - win + 1, step):
         sl = slice(start, start + win)
@@ -89,10 +95,10 @@ def detect_music(samples: np.ndarray, *, rate_hz: int, settings: TimingSettings,
             continue
         share = sustained[:, sl][:, active].sum() / (spec[:, sl][:, active].sum() + 1e-12)
         if share >= settings.music_sustain_min and np.median(flatness[sl][active]) <= settings.music_flatness_max:
-            spans.append(Span(start / 100.0, (start + win) / 100.0))
+            spans.append(Span(start / fps, (start + win) / fps))
     trimmed = []
-    for span in subtract(merge(spans), exclude):
-        active = np.flatnonzero(level[int(span.start_s * 100): int(span.end_s * 100)] > level_floor_dbfs)
+    for span in subtract(merge(spans, gap_s=MUSIC_GAP_FILL_S), exclude):
+        active = np.flatnonzero(level[int(span.start_s * fps): int(span.end_s * fps)] > level_floor_dbfs)
         if active.size:
-            trimmed.append(Span(span.start_s + active[0] / 100.0, span.start_s + (active[-1] + 1) / 100.0))
+            trimmed.append(Span(span.start_s + active[0] / fps, span.start_s + (active[-1] + 1) / fps))
     return [s for s in trimmed if s.duration_s >= settings.music_min_s]

@@ -6,6 +6,7 @@ and :mod:`qa_audio.tones` removes the second through ``exclude``.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,8 @@ class VoiceActivity:
     """Speech regions of one channel and the frame data that produced them."""
 
     regions: tuple[Span, ...]
+    raw: tuple[Span, ...]          # frame-level speech before smoothing and exclusions
+    duration_s: float
     frame_s: float
     noise_floor_dbfs: float
     threshold_dbfs: float
@@ -60,12 +63,17 @@ def detect_speech(samples: np.ndarray, *, rate_hz: int, settings: VadSettings,
     noise_floor = float(np.percentile(levels, 10)) if levels.size else -120.0
     threshold = max(settings.energy_floor_dbfs, noise_floor + settings.noise_margin_db)
     mask = decisions & (levels > threshold)
-    raw = mask_to_spans(mask, hop_s=frame_s)
-    raw = subtract(raw, exclude)
-    joined = merge(raw, gap_s=settings.merge_gap_s)
-    duration_s = len(samples) / rate_hz
+    raw = tuple(mask_to_spans(mask, hop_s=frame_s))
+    return smooth(VoiceActivity((), raw, len(samples) / rate_hz, frame_s, noise_floor, threshold, settings),
+                  exclude=exclude)
+
+
+def smooth(activity: VoiceActivity, *, exclude: list[Span] | tuple[Span, ...] = ()) -> VoiceActivity:
+    """Regions from the frame decisions: drop ``exclude``, join short pauses, drop blips, pad."""
+    settings = activity.settings
+    joined = merge(subtract(activity.raw, exclude), gap_s=settings.merge_gap_s)
     kept = [s for s in joined if s.duration_s >= settings.min_speech_s]
-    padded = [Span(max(0.0, s.start_s - settings.pad_s), min(duration_s, s.end_s + settings.pad_s)) for s in kept]
-    regions = subtract(merge(padded), exclude)
-    regions = [s for s in regions if s.duration_s >= settings.min_speech_s]
-    return VoiceActivity(tuple(regions), frame_s, noise_floor, threshold, settings)
+    padded = [Span(max(0.0, s.start_s - settings.pad_s), min(activity.duration_s, s.end_s + settings.pad_s))
+              for s in kept]
+    regions = [s for s in subtract(merge(padded), exclude) if s.duration_s >= settings.min_speech_s]
+    return dataclasses.replace(activity, regions=tuple(regions))
