@@ -182,10 +182,15 @@ class TimingSettings:
     dead_air_min_s: float = 5.0
     hold_min_s: float = 8.0
     backchannel_max_s: float = 1.0
+    turn_gap_s: float = 1.5
     interruption_min_overlap_s: float = 0.3
     interruption_min_prior_s: float = 0.5
     music_min_s: float = 3.0
+    music_level_min_dbfs: float = -55.0
     music_sustain_min: float = 0.13
+    music_sustain_low: float = 0.07
+    music_steady_sustain_min: float = 0.04
+    music_steady_low_frames_max: float = 0.02
     music_flatness_max: float = 0.3
     tone_ratio_min: float = 0.6
     tone_level_min_dbfs: float = -45.0

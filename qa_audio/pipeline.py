@@ -22,6 +22,9 @@ from .transcribe import Utterance, decode_options, transcribe_channel
 from .vad import detect_speech, frame_levels_dbfs, smooth
 
 
+MUSIC_ABOVE_NOISE_DB = 2.0     # quiet music on hold is still music: it need only stand above the line noise
+
+
 @dataclass(frozen=True)
 class CallResult:
     """Everything qa-audio concluded about one call, with what produced it."""
@@ -156,13 +159,15 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
     for role, index in roles.items():
         samples = audio.channel(index)
         ring = detect_ringback(samples, rate_hz=audio.rate_hz, plan=c.tone_plan, settings=c.timing)
-        first = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad, exclude=ring.tone)
+        first = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad, exclude=ring.bursts)
         chan_music = detect_music(samples, rate_hz=audio.rate_hz, settings=c.timing,
-                                  level_floor_dbfs=first.threshold_dbfs, exclude=ring.tone)
-        vad = smooth(first, exclude=list(ring.tone) + chan_music) if chan_music else first
+                                  level_floor_dbfs=max(first.noise_floor_dbfs + MUSIC_ABOVE_NOISE_DB,
+                                                       c.timing.music_level_min_dbfs),
+                                  exclude=ring.bursts)
+        vad = smooth(first, exclude=list(ring.bursts) + chan_music) if chan_music else first
         regions[role] = list(vad.regions)
         ring_bursts += ring.bursts
-        tone += ring.tone
+        tone += ring.bursts
         music += chan_music
         levels[role] = _speech_level_dbfs(samples, audio.rate_hz, vad.regions)
     return Acoustics(audio.duration_s, roles, regions, tuple(_dedupe_bursts(ring_bursts)), tuple(merge(tone)),

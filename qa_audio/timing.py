@@ -71,16 +71,23 @@ class Timing:
 
 def find_interruptions(speaker: list[Span], other: list[Span], *, by: str,
                        settings: TimingSettings) -> list[Interruption]:
-    """Utterances of ``speaker`` that start while ``other`` is mid-utterance and are not backchannels."""
+    """Turns of ``speaker`` that start while ``other`` is mid-turn and are not backchannels.
+
+    Speech regions are joined into turns (pauses under ``turn_gap_s``), so an agent who cuts in
+    during the customer's breath between two phrases still counts, once. A cut-in is substantive
+    when the speaker says at least ``backchannel_max_s`` of speech over the other's turn: a quick
+    嗯/对 followed by a normal reply after the other has finished is not an interruption.
+    """
+    speaker_turns = merge(speaker, gap_s=settings.turn_gap_s)
+    other_turns = merge(other, gap_s=settings.turn_gap_s)
     found = []
-    for turn in speaker:
-        if turn.duration_s < settings.backchannel_max_s:
-            continue
-        for held in other:
+    for turn in speaker_turns:
+        for held in other_turns:
             if held.start_s + settings.interruption_min_prior_s <= turn.start_s < held.end_s:
-                overlap = min(turn.end_s, held.end_s) - turn.start_s
-                if overlap >= settings.interruption_min_overlap_s:
-                    found.append(Interruption(turn.start_s, by, overlap))
+                window = Span(turn.start_s, min(turn.end_s, held.end_s))
+                over = sum(r.overlap_s(window) for r in speaker)
+                if over >= max(settings.backchannel_max_s, settings.interruption_min_overlap_s):
+                    found.append(Interruption(turn.start_s, by, window.duration_s))
                 break
     return found
 

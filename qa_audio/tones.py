@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import minimum_filter1d
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from .config import TimingSettings, TonePlan
 from .spans import Span, mask_to_spans, merge, subtract
@@ -61,7 +61,9 @@ def detect_ringback(samples: np.ndarray, *, rate_hz: int, plan: TonePlan, settin
     tone = [s for s in merge(mask_to_spans(mask, hop_s=TONE_HOP_S), gap_s=TONE_HOP_S * 2)
             if s.duration_s >= min_tone_s]
     lo, hi = plan.on_s * 0.6, plan.on_s * 1.5 + TONE_HOP_S
-    bursts = [s for s in tone if lo <= s.duration_s <= hi]
+    # a burst's first and last frames are part tone, part silence: widen by one hop each side
+    bursts = [Span(max(0.0, s.start_s - TONE_HOP_S), s.end_s + TONE_HOP_S) for s in tone
+              if lo <= s.duration_s <= hi]
     return Ringback(tuple(bursts), tuple(tone), plan.name)
 
 
@@ -87,18 +89,43 @@ def detect_music(samples: np.ndarray, *, rate_hz: int, settings: TimingSettings,
     level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
 
     win, step = int(MUSIC_WINDOW_S * fps), int(MUSIC_HOP_S * fps)
-    spans = []
-    for start in range(0, spec.shape[1] - win + 1, step):
+    starts = range(0, spec.shape[1] - win + 1, step)
+    share = np.zeros(len(starts))
+    steady = np.zeros(len(starts), dtype=bool)
+    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+    for k, start in enumerate(starts):
         sl = slice(start, start + win)
         active = level[sl] > level_floor_dbfs
-        if active.mean() < 0.5:
+        if active.mean() < 0.5 or np.median(flatness[sl][active]) > settings.music_flatness_max:
             continue
-        share = sustained[:, sl][:, active].sum() / (spec[:, sl][:, active].sum() + 1e-12)
-        if share >= settings.music_sustain_min and np.median(flatness[sl][active]) <= settings.music_flatness_max:
-            spans.append(Span(start / fps, (start + win) / fps))
+        share[k] = sustained[:, sl][:, active].sum() / (spec[:, sl][:, active].sum() + 1e-12)
+        # speech pauses between syllables; music (even drums) keeps sounding
+        steady[k] = np.mean(rms[sl] < 0.5 * rms[sl].mean()) <= settings.music_steady_low_frames_max
+    # hysteresis: a run of windows above the low mark (or steady and above a lower one) is music
+    # if it holds one window above the high mark
+    weak = (share >= settings.music_sustain_low) | (steady & (share >= settings.music_steady_sustain_min))
+    spans = []
+    k = 0
+    while k < len(starts):
+        if not weak[k]:
+            k += 1
+            continue
+        j = k
+        while j < len(starts) and weak[j]:
+            j += 1
+        if share[k:j].max() >= settings.music_sustain_min:
+            spans.append(Span(starts[k] / fps, (starts[j - 1] + win) / fps))
+        k = j
+    # windows are 2 s long: trim each span's edges, frame by frame, to where the music really is
+    frame_share = uniform_filter1d(sustained.sum(axis=0) / (spec.sum(axis=0) + 1e-12), int(0.5 * fps))
+    musical = (frame_share >= settings.music_sustain_min) & (level > level_floor_dbfs)
     trimmed = []
     for span in subtract(merge(spans, gap_s=MUSIC_GAP_FILL_S), exclude):
-        active = np.flatnonzero(level[int(span.start_s * fps): int(span.end_s * fps)] > level_floor_dbfs)
-        if active.size:
-            trimmed.append(Span(span.start_s + active[0] / fps, span.start_s + (active[-1] + 1) / fps))
+        lo, hi = int(span.start_s * fps), min(int(span.end_s * fps), len(musical))
+        edge = int(MUSIC_WINDOW_S * fps)
+        while lo < hi and lo < int(span.start_s * fps) + edge and not musical[lo]:
+            lo += 1
+        while hi > lo and hi > int(span.end_s * fps) - edge and not musical[hi - 1]:
+            hi -= 1
+        trimmed.append(Span(lo / fps, hi / fps))
     return [s for s in trimmed if s.duration_s >= settings.music_min_s]

@@ -1,0 +1,158 @@
+"""Compare qa-audio's timing with the labels of a set made by make_timing_set.py.
+
+    python scripts/eval_timing.py build/timing-set [--config FILE] [--json]
+
+Prints rings and ring-to-answer accuracy, hold precision/recall (temporal IoU ≥ 0.5)
+and duration error, agent-interruption precision/recall (within 1 s), the share
+of backchannels reported as interruptions, dead-air precision/recall (IoU ≥ 0.5),
+and the speed of the timing analysis (everything but ASR) on one core.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qa_audio.audio import load_audio  # noqa: E402
+from qa_audio.config import load_config  # noqa: E402
+from qa_audio.pipeline import analyze_acoustics, measure_timing  # noqa: E402
+
+
+def iou(a, b) -> float:
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union > 0 else 0.0
+
+
+def match_spans(truth, found, *, min_iou=0.5):
+    """Greedy one-to-one matching by IoU; returns matched pairs."""
+    pairs, used = [], set()
+    for t in truth:
+        best, best_j = 0.0, None
+        for j, f in enumerate(found):
+            if j not in used and iou(t, f) > best:
+                best, best_j = iou(t, f), j
+        if best_j is not None and best >= min_iou:
+            used.add(best_j)
+            pairs.append((t, found[best_j]))
+    return pairs
+
+
+def match_points(truth, found, *, within_s=1.0):
+    pairs, used = [], set()
+    for t in truth:
+        for j, f in enumerate(found):
+            if j not in used and abs(t - f) <= within_s:
+                used.add(j)
+                pairs.append((t, f))
+                break
+    return pairs
+
+
+def pr(tp: int, n_found: int, n_truth: int) -> tuple[float, float]:
+    return (tp / n_found if n_found else 1.0), (tp / n_truth if n_truth else 1.0)
+
+
+def evaluate(set_dir: Path, *, config_path=None) -> dict:
+    config = load_config(config_path)
+    labels = json.loads((set_dir / "labels.json").read_text(encoding="utf-8"))
+    counts = {k: 0 for k in ("calls", "rings_ok", "r2a_ok", "r2a_n", "hold_tp", "hold_found", "hold_truth",
+                             "int_tp", "int_found", "int_truth", "bc_flagged", "bc_truth", "dead_tp",
+                             "dead_found", "dead_truth")}
+    hold_errors, audio_s, analysis_s, misses = [], 0.0, 0.0, []
+    for name, lab in sorted(labels.items()):
+        audio = load_audio(set_dir / name)
+        t0 = time.perf_counter()
+        timing = measure_timing(analyze_acoustics(audio, config), config=config)
+        analysis_s += time.perf_counter() - t0
+        audio_s += audio.duration_s
+        counts["calls"] += 1
+        counts["rings_ok"] += timing.rings == lab["rings"]
+        if timing.rings != lab["rings"]:
+            misses.append(f"{name}: rings {timing.rings} != {lab['rings']}")
+        if lab["ring_to_answer_s"] is not None:
+            counts["r2a_n"] += 1
+            ok = timing.ring_to_answer_s is not None and abs(timing.ring_to_answer_s - lab["ring_to_answer_s"]) <= 0.5
+            counts["r2a_ok"] += ok
+            if not ok:
+                misses.append(f"{name}: ring-to-answer {timing.ring_to_answer_s} != {lab['ring_to_answer_s']}")
+        truth = [(h["start_s"], h["end_s"]) for h in lab["holds"]]
+        found = [(h.start_s, h.end_s) for h in timing.holds]
+        pairs = match_spans(truth, found)
+        counts["hold_tp"] += len(pairs)
+        counts["hold_found"] += len(found)
+        counts["hold_truth"] += len(truth)
+        hold_errors += [abs((f[1] - f[0]) - (t[1] - t[0])) for t, f in pairs]
+        if len(pairs) != len(truth) or len(found) != len(truth):
+            misses.append(f"{name}: holds {found} vs {truth}")
+        agent_int = [i.at_s for i in timing.interruptions if i.by == "agent"]
+        pairs = match_points(lab["agent_interruptions"], agent_int)
+        counts["int_tp"] += len(pairs)
+        counts["int_found"] += len(agent_int)
+        counts["int_truth"] += len(lab["agent_interruptions"])
+        if len(pairs) != len(agent_int) or len(pairs) != len(lab["agent_interruptions"]):
+            misses.append(f"{name}: agent interruptions {agent_int} vs {lab['agent_interruptions']}")
+        counts["bc_truth"] += len(lab["backchannels"])
+        counts["bc_flagged"] += len(match_points(lab["backchannels"], agent_int))
+        truth = [tuple(d) for d in lab["dead_air"]]
+        found = [(d.start_s, d.end_s) for d in timing.dead_air]
+        pairs = match_spans(truth, found)
+        counts["dead_tp"] += len(pairs)
+        counts["dead_found"] += len(found)
+        counts["dead_truth"] += len(truth)
+        if len(pairs) != len(truth) or len(found) != len(truth):
+            misses.append(f"{name}: dead air {found} vs {truth}")
+    c = counts
+    hold_p, hold_r = pr(c["hold_tp"], c["hold_found"], c["hold_truth"])
+    int_p, int_r = pr(c["int_tp"], c["int_found"], c["int_truth"])
+    dead_p, dead_r = pr(c["dead_tp"], c["dead_found"], c["dead_truth"])
+    return {
+        "calls": c["calls"], "audio_s": round(audio_s, 1),
+        "rings_exact": c["rings_ok"] / c["calls"],
+        "ring_to_answer_within_0_5s": c["r2a_ok"] / c["r2a_n"] if c["r2a_n"] else 1.0,
+        "holds": {"precision": hold_p, "recall": hold_r, "n": c["hold_truth"],
+                  "median_duration_error_s": statistics.median(hold_errors) if hold_errors else None},
+        "agent_interruptions": {"precision": int_p, "recall": int_r, "n": c["int_truth"]},
+        "backchannels_reported_as_interruptions": c["bc_flagged"] / c["bc_truth"] if c["bc_truth"] else 0.0,
+        "dead_air": {"precision": dead_p, "recall": dead_r, "n": c["dead_truth"]},
+        "timing_x_realtime_one_core": round(audio_s / analysis_s, 1),
+        "misses": misses,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("set_dir", nargs="?", default=str(ROOT / "build" / "timing-set"))
+    parser.add_argument("--config")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    report = evaluate(Path(args.set_dir), config_path=args.config)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    h, i, d = report["holds"], report["agent_interruptions"], report["dead_air"]
+    print(f"calls {report['calls']}, audio {report['audio_s'] / 60:.1f} min")
+    print(f"rings exact                 {report['rings_exact']:.1%}")
+    print(f"ring-to-answer within 0.5 s {report['ring_to_answer_within_0_5s']:.1%}")
+    print(f"holds (n={h['n']})             precision {h['precision']:.3f} recall {h['recall']:.3f} "
+          f"median duration error {h['median_duration_error_s']} s")
+    print(f"agent interruptions (n={i['n']}) precision {i['precision']:.3f} recall {i['recall']:.3f}")
+    print(f"backchannels reported as interruptions {report['backchannels_reported_as_interruptions']:.1%}")
+    print(f"dead air (n={d['n']})          precision {d['precision']:.3f} recall {d['recall']:.3f}")
+    print(f"timing analysis             {report['timing_x_realtime_one_core']}x real time (one core)")
+    for miss in report["misses"]:
+        print("  miss:", miss)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
