@@ -15,8 +15,8 @@ from .models import ModelInfo, load_model
 from .normalize import TextNormalizer
 from .rules import Finding, PhraseMatcher, evaluate, hold_cues
 from .score import Score, score_findings
-from .spans import Span, merge
-from .timing import Timing, analyze_timing
+from .spans import Span, merge, subtract
+from .timing import Timing, analyze_timing, speaking_rates
 from .tones import detect_music, detect_ringback
 from .transcribe import Utterance, decode_options, transcribe_channel
 from .vad import detect_speech, frame_levels_dbfs, smooth
@@ -120,6 +120,9 @@ class Scorer:
 
         t2 = time.perf_counter()
         timing = measure_timing(sound, config=c, hold_cues_s=hold_cues(c, utterances, matcher=self.matcher))
+        for party, rate in speaking_rates(utterances).items():
+            if party in timing.talk:
+                timing.talk[party]["rate_cps"] = rate
         findings = evaluate(c, utterances, matcher=self.matcher, answered=timing.answered, answer_s=timing.answer_s)
         score = score_findings(findings, c.scoring)
         stage["rules_s"] = time.perf_counter() - t2
@@ -142,6 +145,7 @@ class Acoustics:
     tone: tuple[Span, ...]
     music: tuple[Span, ...]
     levels_dbfs: dict
+    voiced: dict          # frame-level speech per party (no joining or padding), for overtalk seconds
 
 
 def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
@@ -155,6 +159,7 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
     tone: list[Span] = []
     music: list[Span] = []
     regions: dict[str, list[Span]] = {}
+    voiced: dict[str, list[Span]] = {}
     levels: dict[str, float | None] = {}
     for role, index in roles.items():
         samples = audio.channel(index)
@@ -166,12 +171,13 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
                                   exclude=ring.bursts)
         vad = smooth(first, exclude=list(ring.bursts) + chan_music) if chan_music else first
         regions[role] = list(vad.regions)
+        voiced[role] = subtract(vad.raw, list(ring.bursts) + chan_music)
         ring_bursts += ring.bursts
         tone += ring.bursts
         music += chan_music
         levels[role] = _speech_level_dbfs(samples, audio.rate_hz, vad.regions)
     return Acoustics(audio.duration_s, roles, regions, tuple(_dedupe_bursts(ring_bursts)), tuple(merge(tone)),
-                     tuple(merge(music)), levels)
+                     tuple(merge(music)), levels, voiced)
 
 
 def measure_timing(sound: Acoustics, *, config: Config, hold_cues_s=()) -> Timing:
@@ -180,7 +186,7 @@ def measure_timing(sound: Acoustics, *, config: Config, hold_cues_s=()) -> Timin
         duration_s=sound.duration_s, agent=sound.regions.get("agent"), customer=sound.regions.get("customer"),
         mono=sound.regions.get("mixed"), ring_bursts=list(sound.ring_bursts), music=list(sound.music),
         tone=list(sound.tone), hold_cues_s=list(hold_cues_s), levels_dbfs=sound.levels_dbfs,
-        settings=config.timing)
+        voiced=sound.voiced, settings=config.timing)
 
 
 def _speech_level_dbfs(samples: np.ndarray, rate_hz: int, regions) -> float | None:

@@ -131,7 +131,7 @@ def find_holds(*, agent: list[Span], music: list[Span], hold_cues_s: list[float]
 def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: list[Span] | None,
                    mono: list[Span] | None = None, ring_bursts: list[Span] = (), music: list[Span] = (),
                    tone: list[Span] = (), hold_cues_s: list[float] = (), levels_dbfs: dict | None = None,
-                   settings: TimingSettings) -> Timing:
+                   voiced: dict | None = None, settings: TimingSettings) -> Timing:
     """The timing block. Stereo: pass ``agent`` and ``customer``; mono: pass ``mono`` only."""
     stereo = mono is None
     opener = agent if stereo else mono
@@ -171,7 +171,24 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
     if stereo and (agent or customer):
         last = {name: max((s.end_s for s in spans), default=-1.0) for name, spans in parties.items()}
         talk["last_speaker"] = max(last, key=last.get)
-    talk["overtalk_s"] = None if not stereo else _r(sum(a.overlap_s(c) for a in agent for c in customer))
+    if stereo:
+        # overtalk seconds from frame-level speech when given (regions are padded and joined)
+        va = (voiced or {}).get("agent", agent)
+        vc = (voiced or {}).get("customer", customer)
+        talk["overtalk_s"] = _r(total_s(va) + total_s(vc) - total_s(list(va) + list(vc)))
+    else:
+        talk["overtalk_s"] = None
     talk["dead_air_s"] = _r(sum(d.duration_s for d in dead_air))
     return Timing(answered, rings, ring_to_answer, answer_s, tuple(holds),
                   None if interruptions is None else tuple(interruptions), tuple(dead_air), talk, settings)
+
+
+def speaking_rates(utterances) -> dict[str, float | None]:
+    """Characters per second per party, over the time their recognised words span."""
+    chars: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    for u in utterances:
+        spoken = sum(1 for ch in u.text if ch.isalnum())
+        chars[u.channel] = chars.get(u.channel, 0) + spoken
+        seconds[u.channel] = seconds.get(u.channel, 0.0) + max(0.0, u.end_s - u.start_s)
+    return {party: _r(chars[party] / seconds[party]) if seconds[party] > 0 else None for party in chars}

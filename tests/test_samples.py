@@ -84,3 +84,30 @@ def test_timing_of_the_ringing_and_hold_call(sample_results, expected):
     assert abs(hold["end_s"] - music_end) <= 1.0
     texts = " ".join(s["text"] for s in sample_results["hold_ring.wav"]["transcript"])
     assert len(texts) < 200      # music on hold is never transcribed
+
+
+def test_talk_metrics(sample_results):
+    talk = sample_results["compliant.wav"]["timing"]["talk"]
+    for party in ("agent", "customer"):
+        assert talk[party]["talk_s"] > 3
+        assert 2.0 < talk[party]["rate_cps"] < 8.0          # TTS speaks at about 4-5 characters a second
+        assert -40 < talk[party]["level_dbfs"] < -3
+    assert talk["last_speaker"] == "agent"
+    assert talk["overtalk_s"] == 0.0
+
+
+def test_mono_recording_reports_what_it_can(scorer, tmp_path):
+    import soundfile as sf
+
+    from conftest import SAMPLES
+
+    data, rate = sf.read(SAMPLES / "banned_phrase.wav", dtype="float32")
+    mono = tmp_path / "mono_call.wav"
+    sf.write(mono, data.mean(axis=1), rate)
+    result = scorer.score_path(mono).to_dict()
+    assert result["audio"]["channels"] == 1
+    assert result["timing"]["interruptions"] is None and result["timing"]["talk"]["overtalk_s"] is None
+    assert result["timing"]["rings"] == 1 and result["timing"]["answered"] is True
+    assert {s["channel"] for s in result["transcript"]} == {"mixed"}
+    ban = next(f for f in result["findings"] if f["rule"] == "BAN-1")
+    assert ban["passed"] is False
