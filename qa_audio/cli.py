@@ -119,6 +119,10 @@ def cmd_rules_explain(args) -> int:
 
     config = load_config(args.config)
     rule = config.rule(args.rule_id)
+    if rule.metric is not None:
+        print(f"{rule.id}: {rule.title}\n  source: {rule.source}\n  measured from the audio: "
+              f"{rule.metric.describe()}\n  weight {rule.weight:g}, severity {rule.severity}")
+        return EXIT_OK
     verb = "must say" if rule.expect == "present" else "must not say"
     groups = (" all of: " + ", ".join(rule.all_of)) if rule.all_of else (" any of: " + ", ".join(rule.any_of))
     print(f"{rule.id}: {rule.title}\n  source: {rule.source}\n  the {rule.role} {verb}{groups}"

@@ -230,6 +230,25 @@ class Window:
         return " ".join(parts) or "the whole call"
 
 
+METRICS = ("rings", "ring_to_answer_s", "longest_hold_wait_s", "longest_dead_air_s", "agent_interruptions",
+           "agent_rate_cps", "agent_level_below_customer_db", "last_speaker")
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """A threshold on a timing metric: fail when the value is above ``max``, below ``min`` or not ``equals``."""
+
+    name: str
+    min: float | None = None
+    max: float | None = None
+    equals: str | None = None
+
+    def describe(self) -> str:
+        bounds = [f"≥ {self.min:g}" if self.min is not None else "", f"≤ {self.max:g}" if self.max is not None else "",
+                  f"= {self.equals}" if self.equals is not None else ""]
+        return f"{self.name} " + " and ".join(b for b in bounds if b)
+
+
 @dataclass(frozen=True)
 class Rule:
     id: str
@@ -244,6 +263,7 @@ class Rule:
     all_of: tuple[str, ...]
     redline_lexicons: tuple[str, ...]
     line: int
+    metric: MetricCheck | None = None
 
     @property
     def lexicons(self) -> tuple[str, ...]:
@@ -361,17 +381,32 @@ def _load_rule(node: _Node, path: Path, index: int) -> Rule:
         weight=section.get("weight", float, min_value=0, max_value=100),
         severity=section.get("severity", str, "major", choices=SEVERITIES),
         role=section.get("role", str, "agent", choices=ROLES),
-        expect=section.get("expect", str, choices=EXPECTS),
+        expect=section.get("expect", str, "present", choices=EXPECTS),
         window=_load_window(section.section("window"), path),
         any_of=section.str_list("any_of"),
         all_of=section.str_list("all_of"),
         redline_lexicons=section.str_list("redline"),
         line=node.line,
+        metric=_load_metric(section.section("metric"), path) if section.has("metric") else None,
     )
     section.check_unknown()
-    if not rule.any_of and not rule.all_of:
-        raise ConfigError(path, "a rule needs any_of or all_of lexicons", line=node.line, field=f"rules[{index}]")
+    if not rule.any_of and not rule.all_of and rule.metric is None:
+        raise ConfigError(path, "a rule needs any_of or all_of lexicons, or a metric", line=node.line,
+                          field=f"rules[{index}]")
     return rule
+
+
+def _load_metric(section: _Section, path: Path) -> MetricCheck:
+    check = MetricCheck(
+        name=section.get("name", str, choices=METRICS),
+        min=section.get("min", (float, type(None)), None),
+        max=section.get("max", (float, type(None)), None),
+        equals=section.get("equals", (str, type(None)), None),
+    )
+    section.check_unknown()
+    if check.min is None and check.max is None and check.equals is None:
+        raise ConfigError(path, "a metric needs min, max or equals", line=section.node.line, field=section.prefix)
+    return check
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -123,7 +123,8 @@ class Scorer:
         for party, rate in speaking_rates(utterances).items():
             if party in timing.talk:
                 timing.talk[party]["rate_cps"] = rate
-        findings = evaluate(c, utterances, matcher=self.matcher, answered=timing.answered, answer_s=timing.answer_s)
+        findings = evaluate(c, utterances, matcher=self.matcher, answered=timing.answered, answer_s=timing.answer_s,
+                            timing=timing)
         score = score_findings(findings, c.scoring)
         stage["rules_s"] = time.perf_counter() - t2
 

@@ -220,10 +220,72 @@ def evaluate_rule(rule: Rule, preps: list[_Prepared], *, matcher: PhraseMatcher,
     return Finding(rule, "fail", rule.weight, False, False, detail, _utterance_evidence(scope))
 
 
+def _metric_value(name: str, timing) -> tuple[object, list[dict]]:
+    """The value of a timing metric and the spans that show it (None when it cannot be measured)."""
+    t, talk = timing, timing.talk
+
+    def ev(start, end, text, channel="both"):
+        return {"start_s": round(float(start), 3), "end_s": round(float(end), 3), "channel": channel, "text": text}
+
+    if name == "rings":
+        return t.rings, [ev(0.0, t.answer_s or 0.0, f"{t.rings} ring(s) before the agent spoke")]
+    if name == "ring_to_answer_s":
+        value = t.ring_to_answer_s
+        return value, [] if value is None else [ev(t.answer_s - value, t.answer_s, f"answered after {value:.1f} s")]
+    if name == "longest_hold_wait_s":
+        waits = [w for h in t.holds for w in h.waits]
+        if not waits:
+            return None, []
+        worst = max(waits, key=lambda w: w.duration_s)
+        return worst.duration_s, [ev(w.start_s, w.end_s, f"customer waited {w.duration_s:.0f} s without the agent")
+                                  for w in sorted(waits, key=lambda w: -w.duration_s)]
+    if name == "longest_dead_air_s":
+        worst = max((d.duration_s for d in t.dead_air), default=0.0)
+        return worst, [ev(d.start_s, d.end_s, f"{d.duration_s:.0f} s of silence on both sides") for d in t.dead_air]
+    if name == "agent_interruptions":
+        if t.interruptions is None:
+            return None, []
+        cut = [i for i in t.interruptions if i.by == "agent"]
+        return len(cut), [ev(i.at_s, i.at_s + i.overlap_s, f"agent talked over the customer for {i.overlap_s:.1f} s",
+                             "agent") for i in cut]
+    if name == "agent_rate_cps":
+        party = talk.get("agent") or talk.get("mixed") or {}
+        value = party.get("rate_cps")
+        return value, [] if value is None else [ev(t.answer_s or 0.0, t.answer_s or 0.0,
+                                                   f"agent speaks {value:.1f} characters a second", "agent")]
+    if name == "agent_level_below_customer_db":
+        a, c = (talk.get("agent") or {}).get("level_dbfs"), (talk.get("customer") or {}).get("level_dbfs")
+        if a is None or c is None:
+            return None, []
+        return c - a, [ev(0.0, 0.0, f"agent {a:.0f} dBFS, customer {c:.0f} dBFS", "agent")]
+    if name == "last_speaker":
+        value = talk.get("last_speaker")
+        return value, []
+    raise ValueError(name)
+
+
+def evaluate_metric(rule: Rule, timing) -> Finding:
+    check = rule.metric
+    if timing is None or timing.answered is False:
+        return Finding(rule, "n/a", 0.0, False, False, "the call was not answered")
+    value, evidence = _metric_value(check.name, timing)
+    if value is None:
+        return Finding(rule, "n/a", 0.0, False, False, f"{check.name} cannot be measured on this call")
+    failed = ((check.max is not None and value > check.max) or (check.min is not None and value < check.min)
+              or (check.equals is not None and value != check.equals))
+    shown = f"{value:.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+    detail = f"{check.name} = {shown} (expected {check.describe()})"
+    if not failed:
+        return Finding(rule, "pass", 0.0, False, False, detail)
+    return Finding(rule, "fail", rule.weight, rule.severity == "redline", False, detail,
+                   tuple(evidence[:MAX_EVIDENCE]))
+
+
 def evaluate(config: Config, utterances: list[Utterance], *, matcher: PhraseMatcher, answered: bool | None,
-             answer_s: float | None) -> list[Finding]:
+             answer_s: float | None, timing=None) -> list[Finding]:
     preps = [matcher.prepare(u) for u in sorted(utterances, key=lambda u: u.start_s)]
-    return [evaluate_rule(rule, preps, matcher=matcher, answered=answered, answer_s=answer_s)
+    return [evaluate_metric(rule, timing) if rule.metric is not None
+            else evaluate_rule(rule, preps, matcher=matcher, answered=answered, answer_s=answer_s)
             for rule in config.rules]
 
 

@@ -33,7 +33,8 @@ def judge(config, matcher, utterances, *, answered=True, answer_s=0.0):
 
 def test_compliant_transcript_passes(config, matcher):
     found, score = judge(config, matcher, [utt("agent", 0, GOOD_OPENING)] + GOOD_CLOSING)
-    assert all(f.status == "pass" for f in found.values())
+    assert all(f.status == "pass" for f in found.values() if f.rule.metric is None)
+    assert all(f.status == "n/a" for f in found.values() if f.rule.metric is not None)   # no timing given
     assert (score.score, score.verdict) == (100, "pass")
 
 
@@ -115,3 +116,22 @@ def test_pass_mark_is_configurable(config, matcher):
     strict = dataclasses.replace(config, scoring=dataclasses.replace(config.scoring, pass_score=95.0))
     found, score = judge(strict, matcher, [utt("agent", 0, GOOD_OPENING), utt("agent", 40, "感谢您的来电再见")])
     assert found["CLS-1"].status == "fail" and score.verdict == "fail"
+
+
+def test_timing_metric_rules(config):
+    from qa_audio.rules import evaluate_metric
+    from qa_audio.spans import Span
+    from qa_audio.timing import analyze_timing
+
+    timing = analyze_timing(duration_s=120, agent=[Span(21, 25), Span(30, 32), Span(75, 80), Span(86, 90)],
+                            customer=[Span(26, 29), Span(81, 85)], music=[Span(33, 74)],
+                            ring_bursts=[Span(5 * i, 5 * i + 1) for i in range(5)], settings=config.timing)
+    found = {r.id: evaluate_metric(r, timing) for r in config.rules if r.metric is not None}
+    assert found["ANS-1"].status == "fail" and "rings = 5" in found["ANS-1"].detail
+    assert found["HLD-2"].status == "fail"
+    assert found["HLD-2"].evidence[0]["start_s"] == 32 and found["HLD-2"].evidence[0]["end_s"] == 75
+    assert found["SIL-1"].status == "pass" and found["LST-1"].status == "pass"
+    assert found["VOC-1"].status == "n/a"          # no transcript, no speaking rate
+    mono = analyze_timing(duration_s=30, agent=None, customer=None, mono=[Span(1, 5)], settings=config.timing)
+    assert evaluate_metric(config.rule("LST-1"), mono).status == "n/a"
+    assert evaluate_metric(config.rule("HLD-2"), mono).status == "n/a"
