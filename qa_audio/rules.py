@@ -61,13 +61,17 @@ class Finding:
                 "detail": self.detail}
 
 
+def _needs_space(before: str, after: str) -> bool:
+    """Latin words and numbers are separated by a space; Han characters are not."""
+    return bool(before) and before[-1].isascii() and before[-1].isalnum() and after[:1].isascii() \
+        and after[:1].isalnum()
+
+
 def join_words(texts: list[str]) -> str:
     """Join ASR word texts: no space between Han characters, one between latin words."""
     out = ""
     for text in texts:
-        if out and out[-1].isascii() and out[-1].isalnum() and text[:1].isascii() and text[:1].isalnum():
-            out += " "
-        out += text
+        out += (" " if _needs_space(out, text) else "") + text
     return out
 
 
@@ -102,7 +106,7 @@ class PhraseMatcher:
         raw_chars: list[str] = []
         word_of_raw: list[int] = []
         for i, word in enumerate(utterance.words):
-            text = join_words(["".join(raw_chars[-1:]), word.text])[len(raw_chars[-1:]):]
+            text = (" " if _needs_space("".join(raw_chars[-1:]), word.text) else "") + word.text
             raw_chars.extend(text)
             word_of_raw.extend([i] * len(text))
         numbered, idx1 = self.normalizer.numbers_mapped("".join(raw_chars))

@@ -135,3 +135,9 @@ def test_timing_metric_rules(config):
     mono = analyze_timing(duration_s=30, agent=None, customer=None, mono=[Span(1, 5)], settings=config.timing)
     assert evaluate_metric(config.rule("LST-1"), mono).status == "n/a"
     assert evaluate_metric(config.rule("HLD-2"), mono).status == "n/a"
+
+
+def test_word_joining_keeps_latin_words_apart():
+    from qa_audio.rules import join_words
+
+    assert join_words(["Hello", "world", "你", "好", "1023", "号"]) == "Hello world你好1023号"
