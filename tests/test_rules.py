@@ -141,3 +141,11 @@ def test_word_joining_keeps_latin_words_apart():
     from qa_audio.rules import join_words
 
     assert join_words(["Hello", "world", "你", "好", "1023", "号"]) == "Hello world你好1023号"
+
+
+def test_agent_giving_a_personal_name_fails_grt3(config, matcher):
+    found, _ = judge(config, matcher, [utt("agent", 0, GOOD_OPENING), utt("agent", 12, "我姓王您叫我小王就行")]
+                     + GOOD_CLOSING)
+    assert found["GRT-3"].status == "fail" and found["GRT-3"].evidence[0]["start_s"] == 12
+    found, _ = judge(config, matcher, [utt("agent", 0, GOOD_OPENING), utt("customer", 12, "我姓王")] + GOOD_CLOSING)
+    assert found["GRT-3"].status == "pass"
