@@ -187,6 +187,7 @@ class TimingSettings:
     interruption_min_prior_s: float = 0.5
     music_min_s: float = 3.0
     music_level_min_dbfs: float = -55.0
+    music_above_noise_db: float = 2.0
     music_sustain_min: float = 0.13
     music_sustain_low: float = 0.07
     music_steady_sustain_min: float = 0.04

@@ -22,9 +22,6 @@ from .transcribe import Utterance, decode_options, transcribe_channel
 from .vad import detect_speech, frame_levels_dbfs, smooth
 
 
-MUSIC_ABOVE_NOISE_DB = 2.0     # quiet music on hold is still music: it need only stand above the line noise
-
-
 @dataclass(frozen=True)
 class CallResult:
     """Everything qa-audio concluded about one call, with what produced it."""
@@ -119,10 +116,8 @@ class Scorer:
         stage["asr_s"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()
-        timing = measure_timing(sound, config=c, hold_cues_s=hold_cues(c, utterances, matcher=self.matcher))
-        for party, rate in speaking_rates(utterances).items():
-            if party in timing.talk:
-                timing.talk[party]["rate_cps"] = rate
+        timing = measure_timing(sound, config=c, hold_cues_s=hold_cues(c, utterances, matcher=self.matcher),
+                                rates_cps=speaking_rates(utterances))
         findings = evaluate(c, utterances, matcher=self.matcher, answered=timing.answered, answer_s=timing.answer_s,
                             timing=timing)
         score = score_findings(findings, c.scoring)
@@ -143,7 +138,6 @@ class Acoustics:
     roles: dict
     regions: dict
     ring_bursts: tuple[Span, ...]
-    tone: tuple[Span, ...]
     music: tuple[Span, ...]
     levels_dbfs: dict
     voiced: dict          # frame-level speech per party (no joining or padding), for overtalk seconds
@@ -157,7 +151,6 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
     if stereo and max(roles.values()) >= audio.channels:
         raise QAError(f"{audio.path}: config channels {roles} do not fit a {audio.channels}-channel file")
     ring_bursts: list[Span] = []
-    tone: list[Span] = []
     music: list[Span] = []
     regions: dict[str, list[Span]] = {}
     voiced: dict[str, list[Span]] = {}
@@ -166,28 +159,29 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
         samples = audio.channel(index)
         ring = detect_ringback(samples, rate_hz=audio.rate_hz, plan=c.tone_plan, settings=c.timing)
         first = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad, exclude=ring.bursts)
+        # quiet music on hold is still music: it need only stand above the line noise
         chan_music = detect_music(samples, rate_hz=audio.rate_hz, settings=c.timing,
-                                  level_floor_dbfs=max(first.noise_floor_dbfs + MUSIC_ABOVE_NOISE_DB,
+                                  level_floor_dbfs=max(first.noise_floor_dbfs + c.timing.music_above_noise_db,
                                                        c.timing.music_level_min_dbfs),
                                   exclude=ring.bursts)
-        vad = smooth(first, exclude=list(ring.bursts) + chan_music) if chan_music else first
+        not_speech = list(ring.bursts) + chan_music
+        vad = smooth(first, exclude=not_speech) if chan_music else first
         regions[role] = list(vad.regions)
-        voiced[role] = subtract(vad.raw, list(ring.bursts) + chan_music)
+        voiced[role] = subtract(vad.raw, not_speech)
         ring_bursts += ring.bursts
-        tone += ring.bursts
         music += chan_music
         levels[role] = _speech_level_dbfs(samples, audio.rate_hz, vad.regions)
-    return Acoustics(audio.duration_s, roles, regions, tuple(_dedupe_bursts(ring_bursts)), tuple(merge(tone)),
-                     tuple(merge(music)), levels, voiced)
+    return Acoustics(audio.duration_s, roles, regions, tuple(_dedupe_bursts(ring_bursts)), tuple(merge(music)),
+                     levels, voiced)
 
 
-def measure_timing(sound: Acoustics, *, config: Config, hold_cues_s=()) -> Timing:
-    """The timing block from the acoustics (and the hold requests the transcript shows)."""
+def measure_timing(sound: Acoustics, *, config: Config, hold_cues_s=(), rates_cps: dict | None = None) -> Timing:
+    """The timing block from the acoustics (plus hold requests and speaking rates from the transcript)."""
     return analyze_timing(
         duration_s=sound.duration_s, agent=sound.regions.get("agent"), customer=sound.regions.get("customer"),
         mono=sound.regions.get("mixed"), ring_bursts=list(sound.ring_bursts), music=list(sound.music),
-        tone=list(sound.tone), hold_cues_s=list(hold_cues_s), levels_dbfs=sound.levels_dbfs,
-        voiced=sound.voiced, settings=config.timing)
+        tone=list(sound.ring_bursts), hold_cues_s=list(hold_cues_s), levels_dbfs=sound.levels_dbfs,
+        voiced=sound.voiced, rates_cps=rates_cps, settings=config.timing)
 
 
 def _speech_level_dbfs(samples: np.ndarray, rate_hz: int, regions) -> float | None:

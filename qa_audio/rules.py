@@ -19,6 +19,12 @@ from .transcribe import Utterance
 MAX_EVIDENCE = 3
 
 
+def evidence_dict(start_s: float, end_s: float, channel: str, text: str, **extra) -> dict:
+    """One evidence item of the result contract (extra keys extend it)."""
+    return {"start_s": round(float(start_s), 3), "end_s": round(float(end_s), 3), "channel": channel, "text": text,
+            **extra}
+
+
 @dataclass(frozen=True)
 class Hit:
     lexicon: str
@@ -34,10 +40,9 @@ class Hit:
     min_probability: float
 
     def evidence(self) -> dict:
-        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "channel": self.channel,
-                "text": self.text, "matched": self.matched, "phrase": self.phrase, "lexicon": self.lexicon,
-                "how": self.how, "similarity": round(self.similarity, 3),
-                "probability": round(self.probability, 3)}
+        return evidence_dict(self.start_s, self.end_s, self.channel, self.text, matched=self.matched,
+                             phrase=self.phrase, lexicon=self.lexicon, how=self.how,
+                             similarity=round(self.similarity, 3), probability=round(self.probability, 3))
 
 
 @dataclass(frozen=True)
@@ -183,8 +188,8 @@ def _scope(rule: Rule, preps: list[_Prepared], answer_s: float | None) -> list[_
 
 
 def _utterance_evidence(preps: list[_Prepared]) -> tuple[dict, ...]:
-    return tuple({"start_s": round(p.utterance.start_s, 3), "end_s": round(p.utterance.end_s, 3),
-                  "channel": p.utterance.channel, "text": p.utterance.text} for p in preps[:MAX_EVIDENCE])
+    return tuple(evidence_dict(p.utterance.start_s, p.utterance.end_s, p.utterance.channel, p.utterance.text)
+                 for p in preps[:MAX_EVIDENCE])
 
 
 def evaluate_rule(rule: Rule, preps: list[_Prepared], *, matcher: PhraseMatcher, answered: bool | None,
@@ -229,7 +234,7 @@ def _metric_value(name: str, timing) -> tuple[object, list[dict]]:
     t, talk = timing, timing.talk
 
     def ev(start, end, text, channel="both"):
-        return {"start_s": round(float(start), 3), "end_s": round(float(end), 3), "channel": channel, "text": text}
+        return evidence_dict(start, end, channel, text)
 
     if name == "rings":
         return t.rings, [ev(0.0, t.answer_s or 0.0, f"{t.rings} ring(s) before the agent spoke")]

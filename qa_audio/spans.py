@@ -67,10 +67,15 @@ def total_s(spans: Iterable[Span]) -> float:
     return sum(s.duration_s for s in merge(spans))
 
 
-def mask_to_spans(mask: np.ndarray, *, hop_s: float, offset_s: float = 0.0) -> list[Span]:
-    """Runs of True frames in a boolean frame mask, as spans."""
+def mask_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Index ranges [a, b) of the runs of True in a boolean mask."""
     if mask.size == 0:
         return []
     padded = np.concatenate([[False], mask.astype(bool), [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return [Span(float(offset_s + a * hop_s), float(offset_s + b * hop_s)) for a, b in zip(edges[::2], edges[1::2])]
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def mask_to_spans(mask: np.ndarray, *, hop_s: float, offset_s: float = 0.0) -> list[Span]:
+    """Runs of True frames in a boolean frame mask, as spans."""
+    return [Span(float(offset_s + a * hop_s), float(offset_s + b * hop_s)) for a, b in mask_runs(mask)]

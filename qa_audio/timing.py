@@ -131,7 +131,8 @@ def find_holds(*, agent: list[Span], music: list[Span], hold_cues_s: list[float]
 def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: list[Span] | None,
                    mono: list[Span] | None = None, ring_bursts: list[Span] = (), music: list[Span] = (),
                    tone: list[Span] = (), hold_cues_s: list[float] = (), levels_dbfs: dict | None = None,
-                   voiced: dict | None = None, settings: TimingSettings) -> Timing:
+                   voiced: dict | None = None, rates_cps: dict | None = None,
+                   settings: TimingSettings) -> Timing:
     """The timing block. Stereo: pass ``agent`` and ``customer``; mono: pass ``mono`` only."""
     stereo = mono is None
     opener = agent if stereo else mono
@@ -168,6 +169,9 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
                    "level_dbfs": None if not levels_dbfs or levels_dbfs.get(name) is None
                    else round(float(levels_dbfs[name]), 1)}
             for name in parties}
+    for name, rate in (rates_cps or {}).items():
+        if name in talk:
+            talk[name]["rate_cps"] = rate
     if stereo and (agent or customer):
         last = {name: max((s.end_s for s in spans), default=-1.0) for name, spans in parties.items()}
         talk["last_speaker"] = max(last, key=last.get)

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from .config import TimingSettings, TonePlan
-from .spans import Span, mask_to_spans, merge, subtract
+from .spans import Span, mask_runs, mask_to_spans, merge, subtract
 
 TONE_HOP_S = 0.05
 MUSIC_WINDOW_S = 2.0
@@ -86,38 +86,33 @@ def detect_music(samples: np.ndarray, *, rate_hz: int, settings: TimingSettings,
     power = spec.astype(np.float64) ** 2
     log_mean = np.mean(np.log(power + 1e-12), axis=0)
     flatness = np.exp(log_mean) / (np.mean(power, axis=0) + 1e-12)
-    level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    frame_power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / n_fft
+    level = 10 * np.log10(frame_power + 1e-12)
+    rms = np.sqrt(frame_power)
+
+    # per-frame totals once; each window then sums a few frames instead of copying a spectrogram slice
+    spec_per_frame = spec.sum(axis=0, dtype=np.float64)
+    sustained_per_frame = sustained.sum(axis=0, dtype=np.float64)
 
     win, step = int(MUSIC_WINDOW_S * fps), int(MUSIC_HOP_S * fps)
     starts = range(0, spec.shape[1] - win + 1, step)
     share = np.zeros(len(starts))
     steady = np.zeros(len(starts), dtype=bool)
-    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
     for k, start in enumerate(starts):
         sl = slice(start, start + win)
         active = level[sl] > level_floor_dbfs
         if active.mean() < 0.5 or np.median(flatness[sl][active]) > settings.music_flatness_max:
             continue
-        share[k] = sustained[:, sl][:, active].sum() / (spec[:, sl][:, active].sum() + 1e-12)
+        share[k] = sustained_per_frame[sl][active].sum() / (spec_per_frame[sl][active].sum() + 1e-12)
         # speech pauses between syllables; music (even drums) keeps sounding
         steady[k] = np.mean(rms[sl] < 0.5 * rms[sl].mean()) <= settings.music_steady_low_frames_max
     # hysteresis: a run of windows above the low mark (or steady and above a lower one) is music
     # if it holds one window above the high mark
     weak = (share >= settings.music_sustain_low) | (steady & (share >= settings.music_steady_sustain_min))
-    spans = []
-    k = 0
-    while k < len(starts):
-        if not weak[k]:
-            k += 1
-            continue
-        j = k
-        while j < len(starts) and weak[j]:
-            j += 1
-        if share[k:j].max() >= settings.music_sustain_min:
-            spans.append(Span(starts[k] / fps, (starts[j - 1] + win) / fps))
-        k = j
+    spans = [Span(starts[k] / fps, (starts[j - 1] + win) / fps) for k, j in mask_runs(weak)
+             if share[k:j].max() >= settings.music_sustain_min]
     # windows are 2 s long: trim each span's edges, frame by frame, to where the music really is
-    frame_share = uniform_filter1d(sustained.sum(axis=0) / (spec.sum(axis=0) + 1e-12), int(0.5 * fps))
+    frame_share = uniform_filter1d(sustained_per_frame / (spec_per_frame + 1e-12), int(0.5 * fps))
     musical = (frame_share >= settings.music_sustain_min) & (level > level_floor_dbfs)
     trimmed = []
     for span in subtract(merge(spans, gap_s=MUSIC_GAP_FILL_S), exclude):
