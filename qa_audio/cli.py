@@ -52,11 +52,14 @@ def cmd_score(args) -> int:
     from .config import load_config
     from .pipeline import Scorer
 
+    from .privacy import Redactor
+
     config = load_config(args.config)
     scorer = Scorer(config)
+    redactor = Redactor(config.privacy)
     status = EXIT_OK
     for path in args.paths:
-        result = scorer.score_path(path).to_dict()
+        result = redactor.result(scorer.score_path(path).to_dict())
         if result["verdict"] == "error":
             status = EXIT_BAD_INPUT
             print(f"qa-audio: error: {result['error']}", file=sys.stderr)
@@ -65,6 +68,128 @@ def cmd_score(args) -> int:
         elif result["verdict"] != "error":
             print(render_summary(result) + "\n", flush=True)
     return status
+
+
+def cmd_batch(args) -> int:
+    import signal
+
+    from .batch import run_batch
+    from .config import load_config
+
+    if not args.folder and not args.rescore:
+        raise QAError("give a folder of recordings (or --rescore to re-judge what the store holds)")
+    config = load_config(args.config)
+    # cron and systemd stop jobs with SIGTERM: finish the bookkeeping as for Ctrl-C
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    summary = run_batch(args.folder, db=args.db, config=config, workers=args.workers, metadata_csv=args.metadata,
+                        out_dir=args.out, rescore=args.rescore, scheduler=args.scheduler,
+                        command=" ".join(["qa-audio", *sys.argv[1:]]))
+    print(summary.describe(), file=sys.stderr)
+    for path, cause in summary.errors[:20]:
+        print(f"  failed: {cause}", file=sys.stderr)
+    if len(summary.errors) > 20:
+        print(f"  … and {len(summary.errors) - 20} more (see the errors table)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    from .config import load_config
+    from .privacy import Redactor
+    from .show import render_call
+    from .store import open_store
+
+    redactor = Redactor(load_config(args.config).privacy)
+    with open_store(args.db, create=False) as store:
+        call = store.find_call(args.call_id)
+        if args.json:
+            result = redactor.result(call.result or {})
+            print(json.dumps(dict(result, metadata=call.metadata, reviews=call.reviews, final_score=call.final_score,
+                                  final_verdict=call.final_verdict), ensure_ascii=False, indent=1))
+        else:
+            print(render_call(call, mask=redactor.text))
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from .export import build_export, parse_period, write_export
+    from .store import open_store
+
+    period = parse_period(args.period)
+    fmt = args.format or (Path(args.output).suffix.lstrip(".").lower() or "xlsx")
+    with open_store(args.db, create=False) as store:
+        export = build_export(store, period=period, by=args.by)
+        files = write_export(export, args.output, fmt=fmt)
+    about = export.about
+    print(f"exported {about['calls']} calls in {len(export.groups)} {args.by} rows for {about['period']} "
+          f"({about['from']} to {about['to']}) → {', '.join(map(str, files))}", file=sys.stderr)
+    if about["calls_without_call_time"]:
+        print(f"note: {about['calls_without_call_time']} calls in the store have no call time and are in no period "
+              f"(give --metadata or a filename pattern)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_review(args) -> int:
+    from .review import review_finding
+    from .store import open_store
+
+    with open_store(args.db, create=False) as store:
+        call = store.find_call(args.call_id)
+        score, verdict = review_finding(store, call, args.rule, decision=args.decision, reason=args.reason,
+                                        reviewer=args.user)
+    print(f"{call.call_id}: {args.rule} {args.decision}ed by {args.user}; final score {score:g} {verdict}")
+    return EXIT_OK
+
+
+def cmd_labels(args) -> int:
+    from .review import review_labels
+    from .store import open_store
+
+    with open_store(args.db, create=False) as store:
+        labels = review_labels(store)
+    text = json.dumps(labels, ensure_ascii=False, indent=1)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def cmd_users_add(args) -> int:
+    import getpass
+    import os
+
+    from .review import hash_password
+    from .store import open_store
+
+    password = os.environ.get("QA_AUDIO_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass(f"password for {args.name}: ")
+            if getpass.getpass("again: ") != password:
+                raise QAError("the passwords do not match")
+    with open_store(args.db) as store:
+        store.add_user(args.name, hash_password(password))
+        store.log_action(actor="cli", action="user:add", reason=args.name)
+    print(f"user {args.name} can now log in to qa-audio serve")
+    return EXIT_OK
+
+
+def cmd_redact_audio(args) -> int:
+    from .config import load_config
+    from .redact_audio import write_redacted_audio
+    from .store import open_store
+
+    config = load_config(args.config)
+    with open_store(args.db, create=False) as store:
+        call = store.find_call(args.call_id)
+    spans = write_redacted_audio(call, args.output, settings=config.privacy, bleep=args.bleep)
+    print(f"{args.output}: {len(spans)} personal number(s) {'bleeped' if args.bleep else 'silenced'}"
+          + "".join(f"\n  {a:.2f}-{b:.2f} s {kind}" for a, b, kind in spans))
+    return EXIT_OK
 
 
 def cmd_doctor(args) -> int:
@@ -149,6 +274,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON result per call, one per line")
     p.set_defaults(func=cmd_score)
 
+    p = sub.add_parser("batch", help="score every recording under a folder into a results store (the nightly job)")
+    p.add_argument("folder", nargs="?", metavar="DIR", help="folder of recordings, searched recursively")
+    p.add_argument("--db", required=True, help="SQLite results store (created if missing)")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes, each with its own model")
+    p.add_argument("--metadata", metavar="CSV", help="sidecar CSV: file, agent_id, agent_name, team, call_time, "
+                                                      "direction, hangup_side")
+    p.add_argument("--out", metavar="DIR", help="also write one JSON result per call here")
+    p.add_argument("--rescore", action="store_true",
+                   help="re-judge stored calls with the current rulebook, from stored transcripts (no ASR)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a Dask distributed cluster")
+    p.add_argument("--config", help="config YAML (default: the bundled configs/default.yaml)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("show", help="one stored call: timeline, transcript and findings")
+    p.add_argument("call_id", metavar="CALL_ID", help="call id (file stem), a prefix of its audio hash, or its number")
+    p.add_argument("--db", required=True)
+    p.add_argument("--json", action="store_true", help="the stored result as JSON")
+    p.add_argument("--config", help="config YAML (its privacy settings decide the masking)")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("export", help="scores per agent or team and period, for HR (xlsx, csv or json)")
+    p.add_argument("--db", required=True)
+    p.add_argument("--period", required=True, help="2026-11, 2026, 2026-11-03, 2026-W45 or 2026-11-01..2026-11-15")
+    p.add_argument("--by", choices=("agent", "team"), default="agent")
+    p.add_argument("--format", choices=("xlsx", "csv", "json"), help="default: from the output file's suffix")
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("review", help="confirm or overturn one finding of a stored call (recomputes its final score)")
+    p.add_argument("call_id", metavar="CALL_ID")
+    p.add_argument("rule", metavar="RULE_ID")
+    p.add_argument("decision", choices=("confirm", "overturn"))
+    p.add_argument("--reason", required=True)
+    p.add_argument("--user", required=True, help="who decides (kept in the audit trail)")
+    p.add_argument("--db", required=True)
+    p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("labels", help="reviewed findings as a labels file for qa-audio backtest")
+    p.add_argument("--db", required=True)
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.set_defaults(func=cmd_labels)
+
+    users = sub.add_parser("users", help="supervisors who may log in to the review page")
+    usub = users.add_subparsers(dest="users_command", required=True)
+    p = usub.add_parser("add", help="add a user or reset a password (read from the terminal, stdin or "
+                                    "$QA_AUDIO_PASSWORD)")
+    p.add_argument("name")
+    p.add_argument("--db", required=True)
+    p.set_defaults(func=cmd_users_add)
+
+    p = sub.add_parser("redact-audio", help="write a copy of a call with spoken personal numbers silenced or bleeped")
+    p.add_argument("call_id", metavar="CALL_ID")
+    p.add_argument("--db", required=True)
+    p.add_argument("-o", "--output", required=True, metavar="FILE.wav")
+    p.add_argument("--bleep", action="store_true", help="a 1 kHz tone instead of silence")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_redact_audio)
+
     p = sub.add_parser("doctor", help="check the model, packages and config")
     p.add_argument("--config")
     p.add_argument("--load", action="store_true", help="also load the model")
@@ -174,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qa-audio: error: {exc}", file=sys.stderr)
         return EXIT_FATAL
     except KeyboardInterrupt:
+        print("qa-audio: interrupted; what was scored is kept, rerun to continue", file=sys.stderr)
         return 130
 
 

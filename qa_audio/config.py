@@ -210,6 +210,26 @@ class ScoreSettings:
     redline_score: float = 0.0
 
 
+METADATA_FIELDS = ("agent_id", "agent_name", "team", "call_time", "direction", "hangup_side")
+
+
+@dataclass(frozen=True)
+class MetadataSettings:
+    """Where each call's agent, team and time come from besides a sidecar CSV."""
+
+    filename_pattern: str | None = None              # regex with named groups, matched against the file name
+    required: tuple[str, ...] = ("agent_id", "call_time")   # reported as missing when not found
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    """How personal numbers (phone, ID card, bank card) in transcripts are masked."""
+
+    mask_in: str = "display"              # display: everything shown or exported; store: also before storing
+    keep_last_digits: int = 4
+    mask_digit_runs_min: int | None = 12  # any run of this many digits is masked too; null: only the three kinds
+
+
 @dataclass(frozen=True)
 class Window:
     """Where a rule looks: seconds from answer (or call start), or the first/last N turns."""
@@ -301,6 +321,8 @@ class Config:
     lexicons: dict[str, Lexicon] = field(hash=False, compare=False)
     hold_request_lexicon: str | None = None
     digest: str = ""
+    metadata: MetadataSettings = field(default_factory=MetadataSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     @property
     def rulebook(self) -> str:
@@ -469,6 +491,14 @@ def load_config(path: str | Path | None = None) -> Config:
         seen.add(rule.id)
 
     hold_lexicon = top.get("hold_request_lexicon", (str, type(None)), None)
+    metadata = _load_metadata(top.section("metadata"))
+    privacy_section = top.section("privacy")
+    privacy = PrivacySettings(
+        mask_in=privacy_section.get("mask_in", str, "display", choices=("display", "store")),
+        keep_last_digits=privacy_section.get("keep_last_digits", int, 4, min_value=0, max_value=8),
+        mask_digit_runs_min=privacy_section.get("mask_digit_runs_min", (int, type(None)), 12, min_value=6),
+    )
+    privacy_section.check_unknown()
     top.check_unknown()
 
     names = {n for rule in rules for n in rule.lexicons} | ({hold_lexicon} if hold_lexicon else set())
@@ -485,5 +515,25 @@ def load_config(path: str | Path | None = None) -> Config:
     return Config(
         path=str(path), rulebook_name=name, rulebook_version=version, channels=channels, model=model,
         vad=vad, tone_plan=tone_plan, timing=timing, matching=matching, scoring=scoring, rules=rules,
-        lexicons=lexicons, hold_request_lexicon=hold_lexicon, digest=digest.hexdigest(),
+        lexicons=lexicons, hold_request_lexicon=hold_lexicon, digest=digest.hexdigest(), metadata=metadata,
+        privacy=privacy,
     )
+
+
+def _load_metadata(section: _Section) -> MetadataSettings:
+    pattern = section.get("filename_pattern", (str, type(None)), None)
+    if pattern is not None:
+        try:
+            groups = set(re.compile(pattern).groupindex)
+        except re.error as exc:
+            raise section.fail("filename_pattern", f"invalid regular expression: {exc}") from None
+        unknown = groups - set(METADATA_FIELDS)
+        if not groups or unknown:
+            raise section.fail("filename_pattern", "named groups must be among " + ", ".join(METADATA_FIELDS)
+                               + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else "; found none"))
+    required = section.str_list("required") if section.has("required") else MetadataSettings.required
+    bad = [f for f in required if f not in METADATA_FIELDS]
+    if bad:
+        raise section.fail("required", f"unknown field {bad[0]!r}; expected some of {', '.join(METADATA_FIELDS)}")
+    section.check_unknown()
+    return MetadataSettings(pattern, tuple(required))

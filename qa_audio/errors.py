@@ -28,3 +28,11 @@ class ConfigError(QAError):
 
 class ModelError(QAError):
     """The speech-recognition model is missing, incomplete or fails to load."""
+
+
+class StoreError(QAError):
+    """The results store cannot be opened, migrated or written."""
+
+
+class MetadataError(QAError):
+    """A call-metadata sidecar file cannot be read at all (bad rows are only reported)."""

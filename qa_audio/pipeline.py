@@ -1,8 +1,10 @@
 """Score one recorded call end to end: audio → speech → timing → transcript → rules → score."""
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ from . import __version__
 from .audio import Audio, load_audio
 from .config import Config
 from .errors import QAError
-from .models import ModelInfo, load_model
+from .models import ModelInfo, load_model, resolve_model
 from .normalize import TextNormalizer
 from .rules import Finding, PhraseMatcher, evaluate, hold_cues
 from .score import Score, score_findings
@@ -71,41 +73,56 @@ def error_result(path: str | Path, message: str, *, config: Config | None = None
 
 
 class Scorer:
-    """Holds the loaded model and rule matcher; scores one call at a time."""
+    """Holds the rules (and, once needed, the loaded model); scores one call at a time.
+
+    The model is loaded on first use, so rescoring stored transcripts never loads it.
+    """
 
     def __init__(self, config: Config, *, model=None, model_info: ModelInfo | None = None):
         self.config = config
-        if model is None:
-            model, model_info = load_model(config.model)
-        self.model, self.model_info = model, model_info
+        self._model, self._model_info = model, model_info
         self.normalizer = TextNormalizer()
         self.matcher = PhraseMatcher(config, self.normalizer)
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model, self._model_info = load_model(self.config.model)
+        return self._model
+
+    @property
+    def model_name(self) -> str:
+        if self._model_info is None:
+            self._model_info = resolve_model(self.config.model)
+        return self._model_info.name
 
     def settings_record(self) -> dict:
         c = self.config
         return {"decode": decode_options(c.model), "compute_type": c.model.compute_type,
                 "window_s": c.model.window_s, "vad_mode": c.vad.mode, "tone_plan": c.tone_plan.name,
+                "scoring": {"pass_score": c.scoring.pass_score, "redline_score": c.scoring.redline_score},
                 "config": c.path}
 
-    def versions(self) -> dict:
+    def versions(self, *, model: str | None = None) -> dict:
         return {"qa_audio": __version__, "rulebook": self.config.rulebook,
-                "rulebook_name": self.config.rulebook_name,
-                "model": self.model_info.name if self.model_info else None}
+                "rulebook_name": self.config.rulebook_name, "model": model or self.model_name}
 
     def score_path(self, path: str | Path) -> CallResult:
-        """Score one file; a bad input gives an error result, never an exception."""
+        """Score one file; a bad input gives an error result, never an exception.
+
+        A model that cannot load is not the file's fault: that raises :class:`ModelError`.
+        """
+        self.model
         try:
             return self.score_audio(load_audio(path))
         except QAError as exc:
             return error_result(path, str(exc), config=self.config)
 
-    def score_audio(self, audio: Audio) -> CallResult:
+    def analyze(self, audio: Audio) -> "Analysis":
+        """The expensive, rulebook-independent part: acoustics and transcript."""
         c = self.config
-        stage: dict[str, float] = {}
         t0 = time.perf_counter()
         sound = analyze_acoustics(audio, c)
-        stage["vad_tones_s"] = time.perf_counter() - t0
-
         t1 = time.perf_counter()
         utterances: list[Utterance] = []
         for role, index in sound.roles.items():
@@ -113,21 +130,67 @@ class Scorer:
                                              rate_hz=audio.rate_hz, channel=role, settings=c.model,
                                              normalizer=self.normalizer)
         utterances.sort(key=lambda u: u.start_s)
-        stage["asr_s"] = time.perf_counter() - t1
+        audio_block = {"path": audio.path, "duration_s": round(audio.duration_s, 3),
+                       "sample_rate_hz": audio.source_rate_hz, "channels": audio.source_channels,
+                       "codec": audio.codec}
+        stage = {"vad_tones_s": t1 - t0, "asr_s": time.perf_counter() - t1}
+        return Analysis(audio_block, sound, tuple(utterances), self.model_name, analysis_key(c), stage)
 
-        t2 = time.perf_counter()
-        timing = measure_timing(sound, config=c, hold_cues_s=hold_cues(c, utterances, matcher=self.matcher),
+    def score_audio(self, audio: Audio) -> CallResult:
+        return self.judge(self.analyze(audio))
+
+    def judge(self, analysis: "Analysis") -> CallResult:
+        """Apply this scorer's rulebook to an analysis (fresh, or loaded from the store)."""
+        c = self.config
+        t0 = time.perf_counter()
+        utterances = list(analysis.utterances)
+        timing = measure_timing(analysis.acoustics, config=c,
+                                hold_cues_s=hold_cues(c, utterances, matcher=self.matcher),
                                 rates_cps=speaking_rates(utterances))
         findings = evaluate(c, utterances, matcher=self.matcher, answered=timing.answered, answer_s=timing.answer_s,
                             timing=timing)
         score = score_findings(findings, c.scoring)
-        stage["rules_s"] = time.perf_counter() - t2
+        stage = dict(analysis.stage_s, rules_s=time.perf_counter() - t0)
+        return CallResult(Path(analysis.audio["path"]).stem, dict(analysis.audio), timing, tuple(findings),
+                          analysis.utterances, score, self.versions(model=analysis.model), self.settings_record(),
+                          stage)
 
-        audio_block = {"path": audio.path, "duration_s": round(audio.duration_s, 3),
-                       "sample_rate_hz": audio.source_rate_hz, "channels": audio.source_channels,
-                       "codec": audio.codec}
-        return CallResult(Path(audio.path).stem, audio_block, timing, tuple(findings), tuple(utterances), score,
-                          self.versions(), self.settings_record(), stage)
+
+def analysis_key(config: Config) -> str:
+    """A digest of every setting the acoustics and transcript depend on (not the rules).
+
+    Two runs with the same key would produce the same analysis, so a stored one can be
+    re-judged under a new rulebook without decoding the audio again.
+    """
+    c = config
+    model = {k: v for k, v in asdict(c.model).items() if k != "cpu_threads"}
+    timing = {k: v for k, v in asdict(c.timing).items() if k.startswith(("music_", "tone_"))}
+    blob = json.dumps({"channels": asdict(c.channels), "model": model, "vad": asdict(c.vad),
+                       "tones": asdict(c.tone_plan), "timing": timing}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Acoustics and transcript of one call: all a rulebook needs to judge it."""
+
+    audio: dict
+    acoustics: "Acoustics"
+    utterances: tuple[Utterance, ...]
+    model: str
+    key: str                  # analysis_key() of the settings that produced it
+    stage_s: dict = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict:
+        return {"audio": self.audio, "acoustics": self.acoustics.to_dict(),
+                "utterances": [u.to_dict(words=True) for u in self.utterances], "model": self.model,
+                "key": self.key, "stage_s": self.stage_s}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Analysis":
+        return cls(data["audio"], Acoustics.from_dict(data["acoustics"]),
+                   tuple(Utterance.from_dict(u) for u in data["utterances"]), data["model"], data["key"],
+                   data.get("stage_s", {}))
 
 
 @dataclass(frozen=True)
@@ -141,6 +204,23 @@ class Acoustics:
     music: tuple[Span, ...]
     levels_dbfs: dict
     voiced: dict          # frame-level speech per party (no joining or padding), for overtalk seconds
+
+    def to_dict(self) -> dict:
+        def spans(items):
+            return [[s.start_s, s.end_s] for s in items]
+        return {"duration_s": self.duration_s, "roles": self.roles,
+                "regions": {k: spans(v) for k, v in self.regions.items()}, "ring_bursts": spans(self.ring_bursts),
+                "music": spans(self.music), "levels_dbfs": self.levels_dbfs,
+                "voiced": {k: spans(v) for k, v in self.voiced.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Acoustics":
+        def spans(items):
+            return [Span(float(a), float(b)) for a, b in items]
+        return cls(float(data["duration_s"]), dict(data["roles"]),
+                   {k: spans(v) for k, v in data["regions"].items()}, tuple(spans(data["ring_bursts"])),
+                   tuple(spans(data["music"])), dict(data["levels_dbfs"]),
+                   {k: spans(v) for k, v in data["voiced"].items()})
 
 
 def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:

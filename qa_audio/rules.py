@@ -62,8 +62,8 @@ class Finding:
     def to_dict(self) -> dict:
         return {"rule": self.rule.id, "passed": self.passed, "deduction": self.deduction,
                 "evidence": list(self.evidence), "status": self.status, "title": self.rule.title,
-                "severity": self.rule.severity, "redline": self.redline, "low_confidence": self.low_confidence,
-                "detail": self.detail}
+                "severity": self.rule.severity, "weight": self.rule.weight, "redline": self.redline,
+                "low_confidence": self.low_confidence, "detail": self.detail}
 
 
 def _needs_space(before: str, after: str) -> bool:

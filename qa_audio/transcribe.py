@@ -33,9 +33,19 @@ class Utterance:
     text: str
     words: tuple[Word, ...]
 
-    def to_dict(self) -> dict:
+    def to_dict(self, *, words: bool = False) -> dict:
+        """The contract's transcript line; ``words=True`` keeps exact times and word probabilities too."""
+        if words:
+            return {"channel": self.channel, "start_s": self.start_s, "end_s": self.end_s, "text": self.text,
+                    "words": [[w.start_s, w.end_s, w.text, w.probability] for w in self.words]}
         return {"channel": self.channel, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
                 "text": self.text}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Utterance":
+        """The inverse of ``to_dict(words=True)`` (used to rescore stored transcripts)."""
+        words = tuple(Word(float(a), float(b), str(t), float(p)) for a, b, t, p in data.get("words", ()))
+        return cls(data["channel"], float(data["start_s"]), float(data["end_s"]), data["text"], words)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,502 @@
+"""The nightly batch: score every recording under a folder into the results store.
+
+* **Incremental**: a call is identified by the SHA-256 of its audio file. A call
+  already scored with the same rulebook and model is skipped; a call analysed
+  before with the same acoustic and ASR settings is re-judged from its stored
+  transcript and timing (no ASR); only new audio is decoded and transcribed.
+* **Crash-safe**: each call is written in one transaction after it is scored, so a
+  kill loses at most the calls in flight; the next run picks up where it stopped.
+* **Failure isolation**: a file that cannot be read becomes an error row with its
+  cause; the batch carries on.
+* **Workers**: ``workers`` processes (each loads the model once), or a Dask
+  distributed cluster (``scheduler``); results always land in the parent's store.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import resource
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterator, TextIO
+
+from .config import Config, load_config
+from .errors import QAError, StoreError
+from .metadata import Sidecar, load_sidecar, metadata_for
+from .pipeline import Analysis, Scorer, analysis_key
+from .privacy import Redactor
+from .store import Store, open_store
+
+AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma",
+                            ".amr", ".au", ".aif", ".aiff", ".caf", ".webm", ".mp4", ".3gp", ".gsm", ".vox"})
+HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What one batch run did. ``throughput`` is audio seconds per wall second."""
+
+    run_id: int
+    found: int
+    scored: int
+    rescored: int
+    skipped: int
+    failed: int
+    audio_s: float
+    wall_s: float
+    peak_rss_mb: float | None
+    metadata_missing: int
+    problems: tuple[str, ...] = field(default=())
+    errors: tuple[tuple[str, str], ...] = field(default=())       # (path, cause)
+
+    @property
+    def throughput(self) -> float:
+        return self.audio_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {"run_id": self.run_id, "found": self.found, "scored": self.scored, "rescored": self.rescored,
+                "skipped": self.skipped, "failed": self.failed, "audio_h": round(self.audio_s / 3600, 4),
+                "audio_s": round(self.audio_s, 1), "wall_s": round(self.wall_s, 1),
+                "throughput": round(self.throughput, 2), "peak_rss_mb": self.peak_rss_mb,
+                "metadata_missing": self.metadata_missing}
+
+    def describe(self) -> str:
+        rss = f", peak RSS {self.peak_rss_mb:.0f} MB per worker" if self.peak_rss_mb else ""
+        return (f"batch run {self.run_id}: {self.found} found, {self.scored} scored, {self.rescored} rescored "
+                f"without ASR, {self.skipped} skipped, {self.failed} failed; {self.audio_s / 3600:.2f} h of new "
+                f"audio in {self.wall_s:.1f} s ({self.throughput:.1f} audio s per wall s{rss}); "
+                f"{self.metadata_missing} calls with missing metadata")
+
+
+def find_audio(root: str | Path) -> list[Path]:
+    """Recording files under ``root`` (recursively, by extension, hidden files skipped), sorted."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise QAError(f"{root}: no such folder")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_SUFFIXES:
+                found.append(Path(dirpath) / name)
+    return sorted(found)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# --------------------------------------------------------------------------- the work of one call
+def score_job(scorer: Scorer, path: str) -> dict:
+    """Score one file into a picklable payload: ``{"ok": True, analysis, result}`` or ``{"ok": False, error}``.
+
+    Never raises for a bad input; an unexpected failure is reported as this file's error
+    so the batch carries on.
+    """
+    from .audio import load_audio
+
+    try:
+        analysis = scorer.analyze(load_audio(path))
+        result = scorer.judge(analysis)
+        return {"ok": True, "path": path, "analysis": analysis.to_dict(), "result": result.to_dict(),
+                "rss_mb": peak_rss_mb(), "pid": os.getpid()}
+    except QAError as exc:
+        return {"ok": False, "path": path, "error": str(exc), "rss_mb": peak_rss_mb(), "pid": os.getpid()}
+    except Exception as exc:  # an ASR or decoder bug must not stop the night's batch
+        return {"ok": False, "path": path, "error": f"{path}: internal error: {type(exc).__name__}: {exc}",
+                "rss_mb": peak_rss_mb(), "pid": os.getpid()}
+
+
+_WORKER_SCORER: Scorer | None = None   # one per worker process, set once by the pool initializer
+
+
+def _init_worker(config_path: str, cpu_threads: int) -> None:
+    global _WORKER_SCORER
+    _die_with_parent()
+    config = load_config(config_path)
+    config = replace(config, model=replace(config.model, cpu_threads=cpu_threads))
+    _WORKER_SCORER = Scorer(config)
+    _WORKER_SCORER.model  # load now, once
+
+
+def _pool_job(path: str) -> dict:
+    return score_job(_WORKER_SCORER, path)
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGKILL when the batch process dies, so nothing runs on unsupervised."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class _InProcess:
+    """Runs jobs in this process (``--workers 1``)."""
+
+    def __init__(self, scorer: Scorer):
+        self.scorer = scorer
+
+    def run(self, paths: list[str]) -> Iterator[dict]:
+        for path in paths:
+            yield score_job(self.scorer, path)
+
+    def close(self) -> None:
+        pass
+
+
+class _ProcessPool:
+    """``workers`` processes, each with its own model; at most two jobs queued per worker."""
+
+    def __init__(self, config: Config, workers: int):
+        import multiprocessing
+
+        cpu = os.cpu_count() or 1
+        threads = config.model.cpu_threads or max(1, cpu // workers)
+        self.args = (config.path, threads)
+        self.workers = workers
+        self.context = multiprocessing.get_context("spawn")
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=self.context, initializer=_init_worker,
+                                   initargs=self.args)
+
+    def run(self, paths: list[str]) -> Iterator[dict]:
+        queue = list(reversed(paths))
+        pending: dict = {}
+        while queue or pending:
+            while queue and len(pending) < 2 * self.workers:
+                path = queue.pop()
+                pending[self.pool.submit(_pool_job, path)] = path
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in done:
+                path = pending.pop(future)
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    yield {"ok": False, "path": path, "error": f"{path}: a worker process died while scoring it"}
+            if broken:
+                for future, path in pending.items():
+                    yield {"ok": False, "path": path, "error": f"{path}: a worker process died while scoring it"}
+                pending.clear()
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = self._new_pool()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- progress
+class Progress:
+    """A progress bar with ETA on a terminal; timestamped log lines otherwise (cron)."""
+
+    def __init__(self, total: int, *, stream: TextIO | None = None, tty: bool | None = None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.total, self.done, self.started = total, 0, time.perf_counter()
+        self.counts = {"scored": 0, "rescored": 0, "skipped": 0, "failed": 0}
+
+    def log(self, message: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + message + "\n")
+            self._bar()
+        else:
+            stamp = datetime.now().isoformat(sep=" ", timespec="seconds")
+            self.stream.write(f"{stamp} {message}\n")
+        self.stream.flush()
+
+    def step(self, kind: str, message: str) -> None:
+        self.counts[kind] += 1
+        self.done += 1
+        if self.tty:
+            if kind == "failed":
+                self.log(message)
+            else:
+                self._bar()
+        else:
+            self.log(f"[{self.done}/{self.total}] {message}")
+
+    def _bar(self) -> None:
+        width = 30
+        frac = self.done / self.total if self.total else 1.0
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+        bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
+        c = self.counts
+        self.stream.write(f"\r\033[K[{bar}] {self.done}/{self.total} {frac:4.0%}  scored {c['scored']} "
+                          f"rescored {c['rescored']} skipped {c['skipped']} failed {c['failed']}  "
+                          f"{_clock(elapsed)} elapsed, ETA {_clock(eta)}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+# --------------------------------------------------------------------------- the batch
+class _Lock:
+    """An exclusive lock beside the store: one batch writes to a store at a time."""
+
+    def __init__(self, db: Path):
+        self.path = db.with_name(db.name + ".lock")
+
+    def __enter__(self) -> "_Lock":
+        try:
+            self.fh = open(self.path, "w")
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the batch lock: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.close()
+            raise StoreError(f"{self.path.with_suffix('')}: another batch is writing to this store") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def run_batch(root: str | Path | None, *, db: str | Path, config: Config, workers: int = 1,
+              metadata_csv: str | Path | None = None, out_dir: str | Path | None = None, rescore: bool = False,
+              scheduler: str | None = None, progress: Progress | None = None,
+              command: str = "batch", scorer: Scorer | None = None,
+              on_progress: Callable[[Progress], None] | None = None) -> BatchSummary:
+    """Score every recording under ``root`` into the store at ``db``; see the module docstring.
+
+    With ``rescore=True`` every stored call (under ``root`` when given) is re-judged with
+    ``config`` from its stored transcript and timing, without reading audio or running ASR.
+    """
+    if workers < 1:
+        raise QAError(f"--workers must be at least 1, got {workers}")
+    db = Path(db)
+    if not db.parent.is_dir():
+        raise StoreError(f"{db}: folder {db.parent} does not exist")
+    if db.is_dir():
+        raise StoreError(f"{db}: is a directory, not a results store")
+    out = Path(out_dir) if out_dir else None
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise QAError(f"{out}: cannot create the output folder: {exc.strerror or exc}") from None
+        for stale in out.glob(".*.json.*.tmp"):     # left by a killed run
+            stale.unlink(missing_ok=True)
+    sidecar = load_sidecar(metadata_csv) if metadata_csv else None
+    with _Lock(db), open_store(db) as store:
+        return _Batch(store, config, root=Path(root) if root else None, workers=workers, sidecar=sidecar,
+                      out=out, scheduler=scheduler, progress=progress, scorer=scorer).run(command, rescore)
+
+
+class _Batch:
+    def __init__(self, store: Store, config: Config, *, root, workers, sidecar: Sidecar | None, out, scheduler,
+                 progress, scorer):
+        self.store, self.config, self.root = store, config, root
+        self.workers, self.sidecar, self.out, self.scheduler = workers, sidecar, out, scheduler
+        self.progress = progress
+        self.scorer = scorer or Scorer(config)
+        self.redactor = Redactor(config.privacy)
+        self.key = analysis_key(config)
+        self.counts = {"found": 0, "scored": 0, "rescored": 0, "skipped": 0, "failed": 0, "audio_s": 0.0}
+        self.rss: list[float] = []
+        self.errors: list[tuple[str, str]] = []
+        self.metadata_missing = 0
+        self.problems: list[str] = list(sidecar.problems) if sidecar else []
+
+    def run(self, command: str, rescore: bool) -> BatchSummary:
+        started = time.perf_counter()
+        model = None if rescore else self.scorer.model_name
+        run_id = self.store.start_run(command=command, config=self.config.path, rulebook=self.config.rulebook,
+                                      model=model, workers=self.workers, scheduler=self.scheduler)
+        self.run_id = run_id
+        status = "interrupted"
+        try:
+            if rescore:
+                self._rescore_stored()
+            else:
+                self._score_folder()
+            status = "done"
+        finally:
+            if self.progress:
+                self.progress.close()
+            wall_s = time.perf_counter() - started
+            peak = round(max(self.rss), 1) if self.rss else None
+            self.store.finish_run(run_id, status=status, counts=self.counts, wall_s=wall_s, peak_rss_mb=peak)
+        c = self.counts
+        return BatchSummary(run_id, c["found"], c["scored"], c["rescored"], c["skipped"], c["failed"], c["audio_s"],
+                            wall_s, peak, self.metadata_missing, tuple(self.problems), tuple(self.errors))
+
+    # ------------------------------------------------------------------ plan
+    def _score_folder(self) -> None:
+        files = find_audio(self.root)
+        self.counts["found"] = len(files)
+        self.progress = self.progress or Progress(len(files))
+        self.progress.total = len(files)
+        for problem in self.problems:
+            self.progress.log(f"metadata: {problem}")
+        model = self.scorer.model_name
+        rulebook = self.config.rulebook
+        todo: list[str] = []
+        self.planned: dict[str, tuple[str, int]] = {}
+        seen: dict[str, str] = {}
+        for path in files:
+            name = str(path)
+            try:
+                sha, size = file_sha256(path), path.stat().st_size
+            except OSError as exc:
+                self._failed(name, "", f"{name}: cannot read the file: {exc.strerror or exc}")
+                continue
+            if sha in seen:
+                self._skipped(name, f"same audio as {seen[sha]}")
+                continue
+            seen[sha] = name
+            if self.store.has_result(sha, rulebook=rulebook, model=model):
+                self.store.update_metadata(sha, path=name, metadata=self._metadata(name))
+                self._write_json_if_missing(sha)
+                self._skipped(name, "already scored with this rulebook and model")
+                continue
+            stored = self.store.analysis_for(sha, key=self.key)
+            if stored is not None:
+                self._rejudge(name, sha, size, stored)
+                continue
+            self.planned[name] = (sha, size)
+            todo.append(name)
+        if todo:
+            self._execute(todo)
+
+    def _rescore_stored(self) -> None:
+        stored = self.store.stored_analyses(key=self.key)
+        if self.root is not None:
+            root = str(self.root.resolve())
+            stored = [(sha, a) for sha, a in stored if str(Path(a["audio"]["path"]).resolve()).startswith(root)]
+        self.counts["found"] = len(stored)
+        self.progress = self.progress or Progress(len(stored))
+        self.progress.total = len(stored)
+        for sha, analysis in stored:
+            current = self.store.current_result(sha)
+            if current and current["versions"]["rulebook"] == self.config.rulebook:
+                self._write_json_if_missing(sha)
+                self._skipped(analysis["audio"]["path"], "already scored with this rulebook")
+                continue
+            self._rejudge(analysis["audio"]["path"], sha, None, analysis)
+
+    # ------------------------------------------------------------------ outcomes
+    def _metadata(self, path: str) -> dict:
+        return metadata_for(Path(path), root=self.root if self.root and self.root.is_dir() else None,
+                            sidecar=self.sidecar, settings=self.config.metadata)
+
+    def _rejudge(self, path: str, sha: str, size: int | None, stored: dict) -> None:
+        analysis = Analysis.from_dict(stored)
+        result = self.scorer.judge(analysis).to_dict()
+        self._save(path, sha, size, stored, result, kind="rescored")
+
+    def _execute(self, paths: list[str]) -> None:
+        if self.scheduler:
+            try:
+                from .cluster import DaskRunner
+            except ImportError:
+                raise QAError("--scheduler needs Dask distributed: pip install 'qa-audio[cluster]'") from None
+            runner = DaskRunner(self.scheduler, self.config)
+        elif self.workers > 1:
+            runner = _ProcessPool(self.config, self.workers)
+        else:
+            runner = _InProcess(self.scorer)
+        try:
+            for payload in runner.run(paths):
+                self._take(payload)
+        finally:
+            runner.close()
+
+    def _take(self, payload: dict) -> None:
+        path = payload["path"]
+        sha, size = self.planned[path]
+        if payload.get("rss_mb"):
+            self.rss.append(payload["rss_mb"])
+        if not payload["ok"]:
+            self._failed(path, sha, payload["error"])
+            return
+        result = payload["result"]
+        if result["versions"]["rulebook"] != self.config.rulebook:
+            self._failed(path, sha, f"{path}: the worker used rulebook {result['versions']['rulebook']}, "
+                                    f"not {self.config.rulebook}: give every worker the same config")
+            return
+        self.counts["audio_s"] += result["audio"]["duration_s"] or 0.0
+        self._save(path, sha, size, payload["analysis"], result, kind="scored")
+
+    def _save(self, path: str, sha: str, size: int | None, analysis: dict, result: dict, *, kind: str) -> None:
+        fresh = kind == "scored" or self.root is not None or self.sidecar is not None
+        meta = self._metadata(path) if fresh else self._stored_metadata(sha)
+        stem = Path(path).stem
+        if self.config.privacy.mask_in == "store":       # personal numbers never reach the disk
+            analysis, result = self.redactor.analysis(analysis), self.redactor.result(result)
+        call_id = self.store.save_call(sha256=sha, path=path, size_bytes=size, call_id=stem, metadata=meta,
+                                       analysis=analysis, result=result, run_id=self.run_id)
+        self._write_json(call_id, dict(result, call_id=call_id), meta)
+        self.counts[kind] += 1
+        self.metadata_missing += bool(meta["missing"])
+        missing = f"; metadata missing: {', '.join(meta['missing'])}" if meta["missing"] else ""
+        score = "–" if result["score"] is None else f"{result['score']:g}"
+        self.progress.step(kind, f"{kind} {path} → {call_id}: {score} {result['verdict']}{missing}")
+
+    def _stored_metadata(self, sha: str) -> dict:
+        call = self.store.call_by_hash(sha)
+        return call.metadata if call else {"missing": []}
+
+    def _failed(self, path: str, sha: str, error: str) -> None:
+        self.store.save_error(path=path, sha256=sha, error=error, run_id=self.run_id)
+        self.counts["failed"] += 1
+        self.errors.append((path, error))
+        self.progress.step("failed", f"error {error}")
+
+    def _skipped(self, path: str, why: str) -> None:
+        self.counts["skipped"] += 1
+        self.progress.step("skipped", f"skipped {path}: {why}")
+
+    # ------------------------------------------------------------------ per-call JSON files
+    def _write_json(self, call_id: str, result: dict, meta: dict) -> None:
+        if self.out is None:
+            return
+        payload = dict(self.redactor.result(result), metadata={k: v for k, v in meta.items() if k != "missing"} | {
+            "missing": list(meta.get("missing", ()))})
+        target = self.out / f"{call_id}.json"
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, target)
+
+    def _write_json_if_missing(self, sha: str) -> None:
+        if self.out is None:
+            return
+        call = self.store.call_by_hash(sha)
+        if call is not None and call.result is not None and not (self.out / f"{call.call_id}.json").exists():
+            self._write_json(call.call_id, call.result, call.metadata)

@@ -1,0 +1,123 @@
+"""Supervisor review: confirm or overturn findings; the call's final score follows.
+
+A *confirmed* finding stands as found (and a confirmed low-confidence hit stops
+being doubtful). An *overturned* finding flips: a failure becomes a pass (its
+deduction and any red line are dropped); a pass becomes a failure costing the
+rule's weight. The final score is recomputed with the pass mark the result was
+scored with, and every decision is kept in the audit trail (who, when, before, after).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+from .errors import QAError
+from .store import Store, StoredCall
+
+DECISIONS = ("confirm", "overturn")
+
+
+class ReviewError(QAError):
+    """A review that cannot be applied (unknown rule, n/a finding, empty reason…)."""
+
+
+def final_findings(result: dict, reviews: dict) -> list[dict]:
+    """The findings as the supervisor decided them (``status``, ``deduction``, ``redline`` adjusted)."""
+    out = []
+    for f in result["findings"]:
+        f = dict(f)
+        review = reviews.get(f["rule"])
+        if review:
+            f["review"] = review
+            if review["decision"] == "overturn":
+                if f["status"] == "fail":
+                    f.update(status="pass", passed=True, deduction=0.0, redline=False, low_confidence=False)
+                elif f["status"] == "pass":
+                    f.update(status="fail", passed=False, deduction=float(f.get("weight", 0.0)),
+                             low_confidence=False)
+            else:
+                f["low_confidence"] = False
+        out.append(f)
+    return out
+
+
+def final_score(result: dict, reviews: dict) -> tuple[float, str]:
+    """(score, verdict) after review, with the result's own pass mark and red-line score."""
+    scoring = result.get("settings", {}).get("scoring", {})
+    pass_score = float(scoring.get("pass_score", 85.0))
+    redline_score = float(scoring.get("redline_score", 0.0))
+    findings = final_findings(result, reviews)
+
+    def raw(items) -> tuple[float, bool]:
+        failed = [f for f in items if f["status"] == "fail"]
+        if any(f.get("redline") for f in failed):
+            return redline_score, True
+        return max(0.0, 100.0 - sum(float(f["deduction"]) for f in failed)), False
+
+    score, redline = raw(findings)
+    if not redline and score >= pass_score:
+        return round(score, 2), "pass"
+    certain = [f for f in findings if not (f["status"] == "fail" and f.get("low_confidence"))]
+    score_certain, redline_certain = raw(certain)
+    if not redline_certain and score_certain >= pass_score:
+        return round(score, 2), "review"
+    return round(score, 2), "fail"
+
+
+def review_finding(store: Store, call: StoredCall, rule: str, *, decision: str, reason: str,
+                   reviewer: str) -> tuple[float, str]:
+    """Record a supervisor's decision on one finding; returns the call's new (final score, verdict)."""
+    if decision not in DECISIONS:
+        raise ReviewError(f"decision must be confirm or overturn, got {decision!r}")
+    if not reason or not reason.strip():
+        raise ReviewError("a review needs a reason")
+    if call.result is None or call.result_id is None:
+        raise ReviewError(f"{call.call_id}: no result to review")
+    finding = next((f for f in call.result["findings"] if f["rule"] == rule), None)
+    if finding is None:
+        raise ReviewError(f"{call.call_id}: no finding for rule {rule!r}")
+    if finding["status"] == "n/a":
+        raise ReviewError(f"{call.call_id}: {rule} did not apply to this call (n/a); nothing to review")
+    before_score, before_verdict = final_score(call.result, call.reviews)
+    reviews = dict(call.reviews, **{rule: {"decision": decision, "reason": reason.strip(), "reviewer": reviewer}})
+    score, verdict = final_score(call.result, reviews)
+    before = {"decision": call.reviews.get(rule, {}).get("decision"), "finding_status": finding["status"],
+              "final_score": call.final_score if call.final_score is not None else before_score,
+              "final_verdict": call.final_verdict or before_verdict}
+    after = {"decision": decision, "final_score": score, "final_verdict": verdict}
+    store.save_review(call_pk=call.pk, result_id=call.result_id, rule=rule, decision=decision,
+                      reason=reason.strip(), reviewer=reviewer, final_score=score, final_verdict=verdict,
+                      before=before, after=after)
+    return score, verdict
+
+
+def review_labels(store: Store) -> dict:
+    """Reviewed findings as human labels for ``qa-audio backtest``: call → rule → expected status."""
+    labels: dict = {}
+    for row in store.current_rows():
+        call = store.find_call(row["call_id"])
+        for f in final_findings(call.result, call.reviews):
+            if "review" in f:
+                labels.setdefault(call.call_id, {})[f["rule"]] = f["status"]
+    return {"format": "qa-audio-labels/1", "calls": labels}
+
+
+# --------------------------------------------------------------------------- passwords (stdlib scrypt)
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    if len(password) < 8:
+        raise QAError("a password needs at least 8 characters")
+    salt = salt or os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2 ** 14, r=8, p=1)
+    return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got.hex(), digest)

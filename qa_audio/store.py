@@ -1,0 +1,529 @@
+"""The results store: SQLite, behind this one module, with numbered migrations.
+
+Everything the batch computes lands here: calls (content hash, path, metadata),
+analyses (acoustics and transcript, reusable under a new rulebook), results with
+their findings and timing, errors, and runs. Each call is written in one
+transaction, so a killed batch leaves either all of a call or none of it.
+
+The schema version is SQLite's ``PRAGMA user_version``; :data:`MIGRATIONS` brings
+any older store up to date when it is opened. Only this module speaks SQL, so a
+server database can replace SQLite behind the same functions.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import StoreError
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: calls, analyses, transcript segments, results, findings, timing, errors, runs
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL,                  -- running, done, interrupted, killed
+        command TEXT NOT NULL,
+        config TEXT, rulebook TEXT, model TEXT,
+        workers INTEGER, scheduler TEXT,
+        found INTEGER DEFAULT 0, scored INTEGER DEFAULT 0, rescored INTEGER DEFAULT 0,
+        skipped INTEGER DEFAULT 0, failed INTEGER DEFAULT 0,
+        audio_s REAL DEFAULT 0, wall_s REAL, peak_rss_mb REAL
+    );
+    CREATE TABLE calls (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL UNIQUE,          -- what people type: the file stem, made unique
+        audio_sha256 TEXT NOT NULL UNIQUE,     -- the call's identity: its content
+        path TEXT NOT NULL,                    -- where it was last seen
+        size_bytes INTEGER,
+        duration_s REAL, sample_rate_hz INTEGER, channels INTEGER, codec TEXT,
+        agent_id TEXT, agent_name TEXT, team TEXT, call_time TEXT, direction TEXT, hangup_side TEXT,
+        metadata_source TEXT, metadata_missing TEXT,
+        first_run_id INTEGER REFERENCES runs(id),
+        current_result_id INTEGER
+    );
+    CREATE INDEX calls_agent ON calls(agent_id);
+    CREATE INDEX calls_time ON calls(call_time);
+    CREATE TABLE analyses (
+        id INTEGER PRIMARY KEY,
+        call_pk INTEGER NOT NULL REFERENCES calls(id),
+        analysis_key TEXT NOT NULL,
+        model TEXT NOT NULL,
+        acoustics_json TEXT NOT NULL,
+        audio_json TEXT NOT NULL,
+        stage_json TEXT NOT NULL,
+        run_id INTEGER REFERENCES runs(id),
+        created_at TEXT NOT NULL,
+        UNIQUE (call_pk, analysis_key)
+    );
+    CREATE TABLE segments (
+        id INTEGER PRIMARY KEY,
+        analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        start_s REAL NOT NULL, end_s REAL NOT NULL,
+        text TEXT NOT NULL,
+        words_json TEXT NOT NULL
+    );
+    CREATE INDEX segments_analysis ON segments(analysis_id, idx);
+    CREATE TABLE results (
+        id INTEGER PRIMARY KEY,
+        call_pk INTEGER NOT NULL REFERENCES calls(id),
+        analysis_id INTEGER NOT NULL REFERENCES analyses(id),
+        run_id INTEGER REFERENCES runs(id),
+        rulebook TEXT NOT NULL, rulebook_name TEXT, model TEXT NOT NULL,
+        score REAL, verdict TEXT NOT NULL, verdict_reason TEXT,
+        result_json TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (call_pk, rulebook, model)
+    );
+    CREATE TABLE findings (
+        id INTEGER PRIMARY KEY,
+        result_id INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+        rule TEXT NOT NULL, title TEXT, severity TEXT,
+        status TEXT NOT NULL, deduction REAL NOT NULL,
+        redline INTEGER NOT NULL, low_confidence INTEGER NOT NULL,
+        detail TEXT, evidence_json TEXT NOT NULL
+    );
+    CREATE INDEX findings_result ON findings(result_id);
+    CREATE INDEX findings_rule ON findings(rule, status);
+    CREATE TABLE timing (
+        result_id INTEGER PRIMARY KEY REFERENCES results(id) ON DELETE CASCADE,
+        answered INTEGER, rings INTEGER, ring_to_answer_s REAL,
+        holds INTEGER, longest_hold_wait_s REAL,
+        interruptions INTEGER, dead_air INTEGER, longest_dead_air_s REAL,
+        timing_json TEXT NOT NULL
+    );
+    CREATE TABLE errors (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        audio_sha256 TEXT NOT NULL,            -- '' when the file could not even be read
+        error TEXT NOT NULL,
+        first_run_id INTEGER, last_run_id INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+        UNIQUE (path, audio_sha256)
+    );
+    """,
+    # 2: supervisor review: final scores, decisions per finding, an audit trail, users
+    """
+    ALTER TABLE results ADD COLUMN final_score REAL;
+    ALTER TABLE results ADD COLUMN final_verdict TEXT;
+    ALTER TABLE results ADD COLUMN reviewed_at TEXT;
+    CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY,
+        result_id INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+        rule TEXT NOT NULL,
+        decision TEXT NOT NULL,                -- confirm or overturn
+        reason TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        at TEXT NOT NULL,
+        UNIQUE (result_id, rule)
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        call_pk INTEGER, result_id INTEGER, rule TEXT,
+        before_json TEXT, after_json TEXT, reason TEXT
+    );
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1
+    );
+    """,
+)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class StoredCall:
+    """A call as the store knows it, with its current result (if any)."""
+
+    pk: int
+    call_id: str
+    audio_sha256: str
+    path: str
+    metadata: dict
+    result: dict | None
+    analysis: dict | None
+    result_id: int | None = None
+    reviews: dict = field(default_factory=dict)          # rule → {"decision", "reason", "reviewer", "at"}
+    final_score: float | None = None                     # after supervisor review (None: not reviewed)
+    final_verdict: str | None = None
+
+
+class Store:
+    """One SQLite results database. Open with :func:`open_store`."""
+
+    def __init__(self, path: str | Path, conn: sqlite3.Connection):
+        self.path = str(path)
+        self.conn = conn
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _tx(self):
+        return _Transaction(self.conn, self.path)
+
+    # ------------------------------------------------------------------ runs
+    def start_run(self, *, command: str, config: str, rulebook: str, model: str | None, workers: int,
+                  scheduler: str | None) -> int:
+        with self._tx() as cur:
+            # a batch holds the store's lock while it runs, so any run still "running" was killed
+            cur.execute("UPDATE runs SET status = 'killed' WHERE status = 'running'")
+            cur.execute("INSERT INTO runs (started_at, status, command, config, rulebook, model, workers, scheduler)"
+                        " VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+                        (_now(), command, config, rulebook, model, workers, scheduler))
+            return cur.lastrowid
+
+    def finish_run(self, run_id: int, *, status: str, counts: dict, wall_s: float,
+                   peak_rss_mb: float | None) -> None:
+        with self._tx() as cur:
+            cur.execute("UPDATE runs SET finished_at = ?, status = ?, found = ?, scored = ?, rescored = ?,"
+                        " skipped = ?, failed = ?, audio_s = ?, wall_s = ?, peak_rss_mb = ? WHERE id = ?",
+                        (_now(), status, counts.get("found", 0), counts.get("scored", 0),
+                         counts.get("rescored", 0), counts.get("skipped", 0), counts.get("failed", 0),
+                         counts.get("audio_s", 0.0), wall_s, peak_rss_mb, run_id))
+
+    def runs(self) -> list[dict]:
+        return [dict(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY id")]
+
+    # ------------------------------------------------------------------ lookups
+    def call_pk_for_hash(self, sha256: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM calls WHERE audio_sha256 = ?", (sha256,)).fetchone()
+        return row[0] if row else None
+
+    def has_result(self, sha256: str, *, rulebook: str, model: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM results r JOIN calls c ON c.id = r.call_pk"
+            " WHERE c.audio_sha256 = ? AND r.rulebook = ? AND r.model = ?", (sha256, rulebook, model)).fetchone()
+        return row is not None
+
+    def known_error(self, path: str, sha256: str) -> str | None:
+        row = self.conn.execute("SELECT error FROM errors WHERE path = ? AND audio_sha256 = ?",
+                                (path, sha256)).fetchone()
+        return row[0] if row else None
+
+    def analysis_for(self, sha256: str, *, key: str) -> dict | None:
+        """A stored analysis of this audio made with the same settings, as ``Analysis.to_dict()``."""
+        row = self.conn.execute(
+            "SELECT a.* FROM analyses a JOIN calls c ON c.id = a.call_pk WHERE c.audio_sha256 = ?"
+            " AND a.analysis_key = ?", (sha256, key)).fetchone()
+        return self._analysis_dict(row) if row else None
+
+    def _analysis_dict(self, row: sqlite3.Row) -> dict:
+        utterances = [{"channel": s["channel"], "start_s": s["start_s"], "end_s": s["end_s"], "text": s["text"],
+                       "words": json.loads(s["words_json"])}
+                      for s in self.conn.execute("SELECT * FROM segments WHERE analysis_id = ? ORDER BY idx",
+                                                 (row["id"],))]
+        return {"audio": json.loads(row["audio_json"]), "acoustics": json.loads(row["acoustics_json"]),
+                "utterances": utterances, "model": row["model"], "key": row["analysis_key"],
+                "stage_s": json.loads(row["stage_json"])}
+
+    def stored_analyses(self, *, key: str) -> list[tuple[str, dict]]:
+        """(audio_sha256, analysis) for every call analysed with these settings."""
+        rows = self.conn.execute("SELECT a.*, c.audio_sha256 AS sha FROM analyses a JOIN calls c ON c.id = a.call_pk"
+                                 " WHERE a.analysis_key = ? ORDER BY c.id", (key,)).fetchall()
+        return [(row["sha"], self._analysis_dict(row)) for row in rows]
+
+    def find_call(self, ref: str) -> StoredCall:
+        """A call by call_id, by a prefix (≥ 6 hex digits) of its audio hash, or by number."""
+        row = self.conn.execute("SELECT * FROM calls WHERE call_id = ?", (ref,)).fetchone()
+        if row is None and len(ref) >= 6 and all(ch in "0123456789abcdef" for ch in ref.lower()):
+            rows = self.conn.execute("SELECT * FROM calls WHERE audio_sha256 LIKE ?", (ref.lower() + "%",)).fetchall()
+            if len(rows) > 1:
+                raise StoreError(f"{self.path}: {ref!r} matches {len(rows)} calls; give more of the hash")
+            row = rows[0] if rows else None
+        if row is None and ref.isdigit():
+            row = self.conn.execute("SELECT * FROM calls WHERE id = ?", (int(ref),)).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: no call {ref!r} in the store")
+        return self._stored_call(row)
+
+    def call_by_hash(self, sha256: str) -> StoredCall | None:
+        row = self.conn.execute("SELECT * FROM calls WHERE audio_sha256 = ?", (sha256,)).fetchone()
+        return self._stored_call(row) if row else None
+
+    def _stored_call(self, row: sqlite3.Row) -> StoredCall:
+        result = analysis = res = None
+        reviews: dict = {}
+        if row["current_result_id"] is not None:
+            res = self.conn.execute("SELECT * FROM results WHERE id = ?", (row["current_result_id"],)).fetchone()
+            result = json.loads(res["result_json"])
+            arow = self.conn.execute("SELECT * FROM analyses WHERE id = ?", (res["analysis_id"],)).fetchone()
+            analysis = self._analysis_dict(arow)
+            reviews = self.reviews_for(res["id"])
+        return StoredCall(row["id"], row["call_id"], row["audio_sha256"], row["path"], _metadata_of(row),
+                          result, analysis, row["current_result_id"], reviews,
+                          res["final_score"] if res else None, res["final_verdict"] if res else None)
+
+    # ------------------------------------------------------------------ supervisor review
+    def reviews_for(self, result_id: int) -> dict:
+        return {r["rule"]: {"decision": r["decision"], "reason": r["reason"], "reviewer": r["reviewer"], "at": r["at"]}
+                for r in self.conn.execute("SELECT * FROM reviews WHERE result_id = ? ORDER BY rule", (result_id,))}
+
+    def save_review(self, *, call_pk: int, result_id: int, rule: str, decision: str, reason: str, reviewer: str,
+                    final_score: float, final_verdict: str, before: dict, after: dict) -> None:
+        """Record one decision, the call's new final score, and the audit line, in one transaction."""
+        now = _now()
+        with self._tx() as cur:
+            cur.execute("INSERT INTO reviews (result_id, rule, decision, reason, reviewer, at) VALUES (?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT (result_id, rule) DO UPDATE SET decision = excluded.decision,"
+                        " reason = excluded.reason, reviewer = excluded.reviewer, at = excluded.at",
+                        (result_id, rule, decision, reason, reviewer, now))
+            cur.execute("UPDATE results SET final_score = ?, final_verdict = ?, reviewed_at = ? WHERE id = ?",
+                        (final_score, final_verdict, now, result_id))
+            cur.execute("INSERT INTO audit (at, actor, action, call_pk, result_id, rule, before_json, after_json, reason)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (now, reviewer, f"review:{decision}", call_pk, result_id, rule,
+                         json.dumps(before, ensure_ascii=False), json.dumps(after, ensure_ascii=False), reason))
+
+    def all_reviews(self) -> dict:
+        """result_id → rule → review, for every reviewed result."""
+        out: dict = {}
+        for r in self.conn.execute("SELECT * FROM reviews ORDER BY result_id, rule"):
+            out.setdefault(r["result_id"], {})[r["rule"]] = {"decision": r["decision"], "reason": r["reason"],
+                                                             "reviewer": r["reviewer"], "at": r["at"]}
+        return out
+
+    def audit_trail(self, *, call_pk: int | None = None) -> list[dict]:
+        sql = "SELECT * FROM audit" + (" WHERE call_pk = ?" if call_pk is not None else "") + " ORDER BY id"
+        return [dict(r) for r in self.conn.execute(sql, (call_pk,) if call_pk is not None else ())]
+
+    def log_action(self, *, actor: str, action: str, reason: str | None = None) -> None:
+        with self._tx() as cur:
+            cur.execute("INSERT INTO audit (at, actor, action, reason) VALUES (?, ?, ?, ?)",
+                        (_now(), actor, action, reason))
+
+    # ------------------------------------------------------------------ users
+    def add_user(self, name: str, password_hash: str) -> None:
+        with self._tx() as cur:
+            cur.execute("INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)"
+                        " ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, active = 1",
+                        (name, password_hash, _now()))
+
+    def user(self, name: str) -> dict | None:
+        row = self.conn.execute("SELECT * FROM users WHERE name = ? AND active = 1", (name,)).fetchone()
+        return dict(row) if row else None
+
+    # ------------------------------------------------------------------ reporting
+    def current_rows(self) -> list[dict]:
+        """One row per call with a current result: metadata, score, final score, failed rules, reviewed."""
+        rows = self.conn.execute(
+            "SELECT c.id AS call_pk, c.call_id, c.agent_id, c.agent_name, c.team, c.call_time, c.direction,"
+            " c.duration_s, r.id AS result_id, r.rulebook, r.rulebook_name, r.model, r.score, r.verdict,"
+            " r.final_score, r.final_verdict, r.reviewed_at, r.result_json"
+            " FROM calls c JOIN results r ON r.id = c.current_result_id ORDER BY c.call_time, c.call_id").fetchall()
+        return [dict(r) for r in rows]
+
+    def current_result(self, sha256: str) -> dict | None:
+        row = self.conn.execute("SELECT r.result_json FROM calls c JOIN results r ON r.id = c.current_result_id"
+                                " WHERE c.audio_sha256 = ?", (sha256,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def counts(self) -> dict:
+        q = self.conn.execute
+        return {"calls": q("SELECT COUNT(*) FROM calls").fetchone()[0],
+                "results": q("SELECT COUNT(*) FROM results").fetchone()[0],
+                "current_results": q("SELECT COUNT(*) FROM calls WHERE current_result_id IS NOT NULL").fetchone()[0],
+                "errors": q("SELECT COUNT(*) FROM errors").fetchone()[0],
+                "analyses": q("SELECT COUNT(*) FROM analyses").fetchone()[0]}
+
+    # ------------------------------------------------------------------ writes
+    def save_call(self, *, sha256: str, path: str, size_bytes: int | None, call_id: str, metadata: dict,
+                  analysis: dict, result: dict, run_id: int | None) -> str:
+        """Store one scored call (analysis, result, findings, timing) in one transaction.
+
+        Returns the call's call_id (the file stem, made unique in the store), which is
+        also written into the stored result.
+        """
+        now = _now()
+        with self._tx() as cur:
+            call_pk, call_id = self._upsert_call(cur, sha256=sha256, path=path, size_bytes=size_bytes,
+                                                 call_id=call_id, audio=analysis["audio"], metadata=metadata,
+                                                 run_id=run_id)
+            arow = cur.execute("SELECT id FROM analyses WHERE call_pk = ? AND analysis_key = ?",
+                               (call_pk, analysis["key"])).fetchone()
+            if arow is None:
+                cur.execute("INSERT INTO analyses (call_pk, analysis_key, model, acoustics_json, audio_json,"
+                            " stage_json, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (call_pk, analysis["key"], analysis["model"], json.dumps(analysis["acoustics"]),
+                             json.dumps(analysis["audio"], ensure_ascii=False), json.dumps(analysis["stage_s"]),
+                             run_id, now))
+                analysis_id = cur.lastrowid
+                cur.executemany("INSERT INTO segments (analysis_id, idx, channel, start_s, end_s, text, words_json)"
+                                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                [(analysis_id, i, u["channel"], u["start_s"], u["end_s"], u["text"],
+                                  json.dumps(u["words"], ensure_ascii=False))
+                                 for i, u in enumerate(analysis["utterances"])])
+            else:
+                analysis_id = arow[0]
+            result = dict(result, call_id=call_id)
+            versions = result["versions"]
+            cur.execute("DELETE FROM results WHERE call_pk = ? AND rulebook = ? AND model = ?",
+                        (call_pk, versions["rulebook"], versions["model"]))
+            cur.execute("INSERT INTO results (call_pk, analysis_id, run_id, rulebook, rulebook_name, model, score,"
+                        " verdict, verdict_reason, result_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (call_pk, analysis_id, run_id, versions["rulebook"], versions.get("rulebook_name"),
+                         versions["model"], result["score"], result["verdict"], result.get("verdict_reason"),
+                         json.dumps(result, ensure_ascii=False), now))
+            result_id = cur.lastrowid
+            cur.executemany("INSERT INTO findings (result_id, rule, title, severity, status, deduction, redline,"
+                            " low_confidence, detail, evidence_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(result_id, f["rule"], f.get("title"), f.get("severity"), f["status"], f["deduction"],
+                              int(bool(f.get("redline"))), int(bool(f.get("low_confidence"))), f.get("detail"),
+                              json.dumps(f["evidence"], ensure_ascii=False)) for f in result["findings"]])
+            t = result["timing"]
+            holds, dead = t["holds"], t["dead_air"]
+            cur.execute("INSERT INTO timing (result_id, answered, rings, ring_to_answer_s, holds, longest_hold_wait_s,"
+                        " interruptions, dead_air, longest_dead_air_s, timing_json)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (result_id, t["answered"], t["rings"], t["ring_to_answer_s"], len(holds),
+                         max((h["longest_wait_s"] for h in holds), default=None),
+                         None if t["interruptions"] is None else len(t["interruptions"]), len(dead),
+                         max((d["end_s"] - d["start_s"] for d in dead), default=None), json.dumps(t)))
+            cur.execute("UPDATE calls SET current_result_id = ? WHERE id = ?", (result_id, call_pk))
+            cur.execute("DELETE FROM errors WHERE path = ?", (path,))
+        return call_id
+
+    def update_metadata(self, sha256: str, *, path: str, metadata: dict) -> None:
+        """A call's path and metadata as the latest batch saw them (a corrected sidecar CSV, a moved file)."""
+        cols = ("agent_id", "agent_name", "team", "call_time", "direction", "hangup_side")
+        with self._tx() as cur:
+            cur.execute(f"UPDATE calls SET path = ?, {', '.join(c + ' = ?' for c in cols)}, metadata_source = ?,"
+                        " metadata_missing = ? WHERE audio_sha256 = ?",
+                        (path, *[metadata.get(c) for c in cols], metadata.get("source"),
+                         ",".join(metadata.get("missing", ())) or None, sha256))
+
+    def _upsert_call(self, cur, *, sha256, path, size_bytes, call_id, audio, metadata, run_id) -> tuple[int, str]:
+        row = cur.execute("SELECT id, call_id FROM calls WHERE audio_sha256 = ?", (sha256,)).fetchone()
+        meta_cols = ("agent_id", "agent_name", "team", "call_time", "direction", "hangup_side")
+        values = [metadata.get(k) for k in meta_cols]
+        missing = ",".join(metadata.get("missing", ())) or None
+        if row is not None:
+            cur.execute(f"UPDATE calls SET path = ?, {', '.join(c + ' = ?' for c in meta_cols)},"
+                        " metadata_source = ?, metadata_missing = ? WHERE id = ?",
+                        (path, *values, metadata.get("source"), missing, row[0]))
+            return row[0], row[1]
+        unique = call_id
+        if cur.execute("SELECT 1 FROM calls WHERE call_id = ?", (unique,)).fetchone():
+            unique = f"{call_id}~{sha256[:8]}"
+        columns = ("call_id", "audio_sha256", "path", "size_bytes", "duration_s", "sample_rate_hz", "channels",
+                   "codec", *meta_cols, "metadata_source", "metadata_missing", "first_run_id")
+        cur.execute(f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})",
+                    (unique, sha256, path, size_bytes, audio.get("duration_s"), audio.get("sample_rate_hz"),
+                     audio.get("channels"), audio.get("codec"), *values, metadata.get("source"), missing, run_id))
+        return cur.lastrowid, unique
+
+    def save_error(self, *, path: str, sha256: str, error: str, run_id: int | None) -> None:
+        now = _now()
+        with self._tx() as cur:
+            cur.execute("INSERT INTO errors (path, audio_sha256, error, first_run_id, last_run_id, first_seen, last_seen)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path, audio_sha256) DO UPDATE SET"
+                        " error = excluded.error, last_run_id = excluded.last_run_id, attempts = attempts + 1,"
+                        " last_seen = excluded.last_seen", (path, sha256, error, run_id, run_id, now, now))
+
+    def errors(self) -> list[dict]:
+        return [dict(r) for r in self.conn.execute("SELECT * FROM errors ORDER BY path")]
+
+
+def _metadata_of(row: sqlite3.Row) -> dict:
+    keys = ("agent_id", "agent_name", "team", "call_time", "direction", "hangup_side")
+    out = {k: row[k] for k in keys}
+    out["source"] = row["metadata_source"]
+    out["missing"] = row["metadata_missing"].split(",") if row["metadata_missing"] else []
+    return out
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error; SQLite errors become StoreError."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str):
+        self.conn, self.path = conn, path
+
+    def __enter__(self) -> sqlite3.Cursor:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write: {exc}") from None
+        return self.conn.cursor()
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if kind is None:
+            try:
+                self.conn.execute("COMMIT")
+                return False
+            except sqlite3.Error as err:
+                self.conn.execute("ROLLBACK")
+                raise StoreError(f"{self.path}: cannot write: {err}") from None
+        self.conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"{self.path}: cannot write: {exc}") from None
+        return False
+
+
+def open_store(path: str | Path, *, create: bool = True) -> Store:
+    """Open (and if needed create and migrate) a results store."""
+    path = Path(path)
+    if not create and not path.is_file():
+        raise StoreError(f"{path}: no such results store")
+    if path.exists() and path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a results store")
+    if create and not path.parent.exists():
+        raise StoreError(f"{path}: folder {path.parent} does not exist")
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        _migrate(conn, path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot open the results store: {exc}") from None
+    return Store(path, conn)
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise StoreError(f"{path}: store schema {version} is newer than this qa-audio ({len(MIGRATIONS)}); upgrade")
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (no semicolons inside our statements' strings)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+

@@ -1,0 +1,221 @@
+"""Supervisor decisions, final scores, HR exports and masking in everything shown or exported."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from conftest import ROOT, SAMPLES
+from test_privacy import unmasked_numbers
+
+
+def cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "qa_audio", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600, **kwargs)
+
+
+@pytest.fixture
+def store_copy(sample_store, tmp_path):
+    db = tmp_path / "results.sqlite"
+    src = sqlite3.connect(sample_store)
+    dst = sqlite3.connect(db)
+    src.backup(dst)
+    src.close(), dst.close()
+    return db
+
+
+def test_overturn_recomputes_the_final_score_with_an_audit_trail(store_copy):
+    from qa_audio.review import ReviewError, review_finding
+    from qa_audio.store import open_store
+
+    with open_store(store_copy) as store:
+        call = store.find_call("banned_phrase")
+        assert (call.result["score"], call.final_score) == (70, None)
+        score, verdict = review_finding(store, call, "BAN-1", decision="overturn", reason="客户原话，坐席在复述",
+                                        reviewer="王主管")
+        assert (score, verdict) == (100, "pass")
+        call = store.find_call("banned_phrase")
+        assert (call.final_score, call.final_verdict) == (100, "pass")
+        assert call.result["score"] == 70                       # the machine's score is kept beside it
+        # overturning a pass makes it a failure costing the rule's weight
+        score, verdict = review_finding(store, call, "CLS-2", decision="overturn", reason="没有说再见",
+                                        reviewer="王主管")
+        weight = next(f["weight"] for f in call.result["findings"] if f["rule"] == "CLS-2")
+        assert score == 100 - weight
+        # a confirmation changes nothing but is recorded
+        call = store.find_call("banned_phrase")
+        review_finding(store, call, "GRT-1", decision="confirm", reason="开场白完整", reviewer="李主管")
+        trail = store.audit_trail(call_pk=call.pk)
+        assert [(a["actor"], a["action"], a["rule"]) for a in trail] == [
+            ("王主管", "review:overturn", "BAN-1"), ("王主管", "review:overturn", "CLS-2"),
+            ("李主管", "review:confirm", "GRT-1")]
+        first = trail[0]
+        assert json.loads(first["before_json"])["final_score"] == 70
+        assert json.loads(first["after_json"])["final_score"] == 100
+        with pytest.raises(ReviewError, match="reason"):
+            review_finding(store, call, "GRT-1", decision="confirm", reason=" ", reviewer="x")
+        with pytest.raises(ReviewError, match="no finding"):
+            review_finding(store, call, "XYZ-9", decision="confirm", reason="r", reviewer="x")
+
+
+def test_review_cli_and_labels_for_backtest(store_copy, tmp_path):
+    proc = cli("review", "bad_greeting", "GRT-1", "overturn", "--reason", "录音开头被截断", "--user", "张主管",
+               "--db", store_copy)
+    assert proc.returncode == 0, proc.stderr
+    assert "final score 90 pass" in proc.stdout
+    out = tmp_path / "labels.json"
+    assert cli("labels", "--db", store_copy, "-o", out).returncode == 0
+    labels = json.loads(out.read_text(encoding="utf-8"))
+    assert labels["calls"] == {"bad_greeting": {"GRT-1": "pass"}}
+
+
+def test_export_per_agent_matches_the_store_and_uses_final_scores(store_copy, tmp_path):
+    from openpyxl import load_workbook
+
+    assert cli("review", "banned_phrase", "BAN-1", "overturn", "--reason", "复述客户原话", "--user", "王主管",
+               "--db", store_copy).returncode == 0
+    out = tmp_path / "hr.xlsx"
+    proc = cli("export", "--db", store_copy, "--period", "2026-11", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    wb = load_workbook(out)
+    assert wb.sheetnames == ["by agent", "calls", "about"]
+    rows = list(wb["by agent"].values)
+    header, body = rows[0], rows[1:]
+    agents = {r[0]: dict(zip(header, r)) for r in body}
+    assert set(agents) == {"A1023", "A2088", "A3001"}                      # one row per agent
+    li = agents["A2088"]                                                    # banned_phrase (overturned) + hold_ring
+    assert (li["agent_name"], li["team"], li["calls"]) == ("李强", "贷后一组", 2)
+    assert li["mean_score"] == 97.5 and li["pass_rate"] == 1 and li["reviewed_share"] == 0.5
+    assert li["failed BAN-1"] == 0 and li["failed ANS-1"] == 1
+    zhang = agents["A3001"]                                                 # bad_greeting 75 + no_closing 80
+    assert (zhang["mean_score"], zhang["median_score"], zhang["pass_rate"]) == (77.5, 77.5, 0)
+    assert zhang["failed GRT-1"] == 1 and zhang["failed CLS-2"] == 1
+    assert isinstance(zhang["calls"], int) and isinstance(zhang["mean_score"], float)      # typed cells
+    calls = list(wb["calls"].values)
+    assert len(calls) == 6
+    by_id = {r[0]: dict(zip(calls[0], r)) for r in calls[1:]}
+    assert by_id["banned_phrase"]["auto_score"] == 70 and by_id["banned_phrase"]["final_score"] == 100
+    assert by_id["banned_phrase"]["reviewed"] == "yes"
+    assert by_id["bad_greeting"]["failed_standards"] == "GRT-1, GRT-2"
+    assert by_id["compliant"]["call_time"].year == 2026                     # a real date cell
+    about = dict(wb["about"].values)
+    assert about["period"] == "2026-11" and about["from"] == "2026-11-01" and about["to"] == "2026-11-30"
+    assert "2026.11-1" in about["rulebooks"] and about["models"]
+    # the same export twice gives the same bytes
+    again = tmp_path / "hr2.xlsx"
+    cli("export", "--db", store_copy, "--period", "2026-11", "-o", again)
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_export_csv_has_a_bom_and_team_rows_and_json(store_copy, tmp_path):
+    out = tmp_path / "hr.csv"
+    proc = cli("export", "--db", store_copy, "--period", "2026-11-01..2026-11-04", "--by", "team", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
+    assert {r["team"]: int(r["calls"]) for r in rows} == {"贷后一组": 2, "贷后二组": 1}
+    calls = (tmp_path / "hr-calls.csv").read_bytes().decode("utf-8-sig")
+    assert calls.count("\r\n") == 4
+    out_json = tmp_path / "hr.json"
+    assert cli("export", "--db", store_copy, "--period", "2026-W45", "-o", out_json).returncode == 0
+    data = json.loads(out_json.read_text(encoding="utf-8"))
+    assert data["about"]["from"] == "2026-11-02" and data["about"]["calls"] == 5
+    bad = cli("export", "--db", store_copy, "--period", "November", "-o", out_json)
+    assert bad.returncode == 1 and "period 'November'" in bad.stderr
+
+
+def test_personal_numbers_never_leave_unmasked(store_copy, tmp_path, scorer):
+    """A call where the customer gives a phone, ID-card and bank-card number: show, JSON and export mask them."""
+    from qa_audio.pipeline import Analysis
+    from qa_audio.store import open_store
+    from qa_audio.transcribe import Utterance, Word
+
+    said = ["我的手机是幺三八，零零幺三，八零零零", "身份证号三四零二零三一九三七零幺零幺零五幺X",
+            "卡号6222 0212 3456 7890 128"]
+    with open_store(store_copy) as store:
+        call = store.find_call("compliant")
+        analysis = Analysis.from_dict(call.analysis)
+        extra = tuple(Utterance("customer", 30.0 + i, 30.8 + i, text, (Word(30.0 + i, 30.8 + i, text, 0.9),))
+                      for i, text in enumerate(said))
+        analysis = replace(analysis, utterances=analysis.utterances + extra)
+        result = scorer.judge(analysis).to_dict()
+        assert unmasked_numbers(json.dumps(result, ensure_ascii=False))         # the raw result has them
+        store.save_call(sha256="f" * 64, path=str(tmp_path / "pii_call.wav"), size_bytes=1, call_id="pii_call",
+                        metadata={"agent_id": "A1023", "call_time": "2026-11-07T10:00:00", "missing": []},
+                        analysis=analysis.to_dict(), result=result, run_id=None)
+    outputs = [cli("show", "pii_call", "--db", store_copy).stdout,
+               cli("show", "pii_call", "--db", store_copy, "--json").stdout]
+    assert "***，****，八零零零" in outputs[0]
+    for fmt in ("xlsx", "csv", "json"):
+        target = tmp_path / f"hr.{fmt}"
+        assert cli("export", "--db", store_copy, "--period", "2026-11", "-o", target).returncode == 0
+        outputs.append(target.read_bytes().decode("utf-8", "replace") if fmt != "xlsx" else
+                       json.dumps([list(ws.values) for ws in __import__("openpyxl").load_workbook(target)],
+                                  ensure_ascii=False, default=str))
+    for text in outputs:
+        assert not unmasked_numbers(text)
+
+
+def test_mask_in_store_keeps_numbers_off_the_disk(tmp_path, scorer):
+    from qa_audio.batch import Progress, run_batch
+    from qa_audio.config import load_config
+    from qa_audio.pipeline import Scorer
+
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    shutil.copytree(ROOT / "lexicons", tmp_path / "lexicons")
+    path = tmp_path / "configs" / "default.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("mask_in: display", "mask_in: store"), encoding="utf-8")
+    config = load_config(path)
+
+    class SaysANumber(Scorer):
+        def analyze(self, audio):
+            from qa_audio.transcribe import Utterance, Word
+
+            a = super().analyze(audio)
+            text = "手机号码13800138000"
+            return replace(a, utterances=a.utterances + (Utterance("customer", 17.0, 18.0, text,
+                                                                   (Word(17.0, 18.0, text, 0.9),)),))
+
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "bad_greeting.wav", folder)
+    db = tmp_path / "results.sqlite"
+    import io
+    run_batch(folder, db=db, config=config, scorer=SaysANumber(config, model=scorer.model,
+                                                               model_info=scorer._model_info),
+              out_dir=tmp_path / "json", progress=Progress(0, stream=io.StringIO(), tty=False))
+    raw = db.read_bytes() + (tmp_path / "json" / "bad_greeting.json").read_bytes()
+    wal = db.with_name(db.name + "-wal")
+    if wal.exists():
+        raw += wal.read_bytes()
+    assert b"13800138000" not in raw and "*******8000".encode() in raw
+
+
+def test_redacted_audio_silences_the_spoken_number(tmp_path, scorer):
+    import numpy as np
+    import soundfile as sf
+
+    from qa_audio.store import StoredCall
+    from qa_audio.redact_audio import write_redacted_audio
+
+    src = tmp_path / "call.wav"
+    rate = 8000
+    tone = (0.3 * np.sin(2 * np.pi * 300 * np.arange(6 * rate) / rate)).astype(np.float32)
+    sf.write(src, np.stack([tone, tone], axis=1), rate, subtype="PCM_16")
+    words = [[1.0, 1.5, "手机", 0.9], [2.0, 4.0, "13800138000", 0.9], [4.5, 5.0, "好的", 0.9]]
+    call = StoredCall(1, "call", "0" * 64, str(src), {}, {}, {"utterances": [
+        {"channel": "customer", "start_s": 1.0, "end_s": 5.0, "text": "手机13800138000好的", "words": words}]})
+    out = tmp_path / "redacted.wav"
+    spans = write_redacted_audio(call, out)
+    assert spans == [(2.0, 4.0, "mobile")]
+    data, got_rate = sf.read(out, always_2d=True)
+    assert got_rate == rate and data.shape == (6 * rate, 2)
+    assert np.abs(data[int(2.0 * rate): int(4.0 * rate)]).max() == 0
+    assert np.abs(data[int(0.5 * rate): int(1.5 * rate)]).max() > 0.2
