@@ -128,10 +128,10 @@ def score_job(scorer: Scorer, path: str) -> dict:
 _WORKER_SCORER: Scorer | None = None   # one per worker process, set once by the pool initializer
 
 
-def _init_worker(config_path: str, cpu_threads: int) -> None:
+def _init_worker(config_path: str, profile: str | None, cpu_threads: int) -> None:
     global _WORKER_SCORER
     _die_with_parent()
-    config = load_config(config_path)
+    config = load_config(config_path, profile=profile)
     config = replace(config, model=replace(config.model, cpu_threads=cpu_threads))
     _WORKER_SCORER = Scorer(config)
     _WORKER_SCORER.model  # load now, once
@@ -174,7 +174,7 @@ class _ProcessPool:
 
         cpu = os.cpu_count() or 1
         threads = config.model.cpu_threads or max(1, cpu // workers)
-        self.args = (config.path, threads)
+        self.args = (config.path, config.profile, threads)
         self.workers = workers
         self.context = multiprocessing.get_context("spawn")
         self.pool = self._new_pool()
@@ -381,7 +381,7 @@ class _Batch:
                 self._skipped(name, f"same audio as {seen[sha]}")
                 continue
             seen[sha] = name
-            if self.store.has_result(sha, rulebook=rulebook, model=model):
+            if self.store.has_result(sha, rulebook=rulebook, model=model, key=self.key):
                 self.store.update_metadata(sha, path=name, metadata=self._metadata(name))
                 self._write_json_if_missing(sha)
                 self._skipped(name, "already scored with this rulebook and model")

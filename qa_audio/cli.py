@@ -54,7 +54,7 @@ def cmd_score(args) -> int:
 
     from .privacy import Redactor
 
-    config = load_config(args.config)
+    config = load_config(args.config, profile=args.profile)
     scorer = Scorer(config)
     redactor = Redactor(config.privacy)
     status = EXIT_OK
@@ -78,7 +78,7 @@ def cmd_batch(args) -> int:
 
     if not args.folder and not args.rescore:
         raise QAError("give a folder of recordings (or --rescore to re-judge what the store holds)")
-    config = load_config(args.config)
+    config = load_config(args.config, profile=args.profile)
     # cron and systemd stop jobs with SIGTERM: finish the bookkeeping as for Ctrl-C
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     summary = run_batch(args.folder, db=args.db, config=config, workers=args.workers, metadata_csv=args.metadata,
@@ -272,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--config", help="config YAML (default: the bundled configs/default.yaml)")
     p.add_argument("--json", action="store_true", help="one JSON result per call, one per line")
+    p.add_argument("--profile", help="a speed profile from the config (e.g. fast: beam 1)")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("batch", help="score every recording under a folder into a results store (the nightly job)")
@@ -286,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a Dask distributed cluster")
     p.add_argument("--config", help="config YAML (default: the bundled configs/default.yaml)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument("--profile", help="a speed profile from the config (e.g. fast: beam 1)")
     p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("show", help="one stored call: timeline, transcript and findings")

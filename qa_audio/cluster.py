@@ -21,15 +21,15 @@ PLUGIN_NAME = "qa-audio-scorer"
 class ScorerPlugin(WorkerPlugin):
     """A Dask worker plugin holding one :class:`~qa_audio.pipeline.Scorer` per worker process."""
 
-    def __init__(self, config_path: str, cpu_threads: int):
-        self.config_path, self.cpu_threads = config_path, cpu_threads
+    def __init__(self, config_path: str, profile: str | None, cpu_threads: int):
+        self.config_path, self.profile, self.cpu_threads = config_path, profile, cpu_threads
         self.scorer = None
 
     def setup(self, worker) -> None:
         from .config import load_config
         from .pipeline import Scorer
 
-        config = load_config(self.config_path)
+        config = load_config(self.config_path, profile=self.profile)
         config = replace(config, model=replace(config.model, cpu_threads=self.cpu_threads))
         self.scorer = Scorer(config)
         self.scorer.model  # load once, now
@@ -53,7 +53,7 @@ class DaskRunner:
             self.client = Client(address, timeout="20s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise QAError(f"{address}: cannot reach the Dask scheduler: {exc}") from None
-        self.client.register_plugin(ScorerPlugin(config.path, cpu_threads or config.model.cpu_threads),
+        self.client.register_plugin(ScorerPlugin(config.path, config.profile, cpu_threads or config.model.cpu_threads),
                                     name=PLUGIN_NAME)
         self.slots = max(2, 2 * sum(w.get("nthreads", 1) for w in
                                     self.client.scheduler_info()["workers"].values()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +323,7 @@ class Config:
     digest: str = ""
     metadata: MetadataSettings = field(default_factory=MetadataSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    profile: str | None = None
 
     @property
     def rulebook(self) -> str:
@@ -432,8 +433,12 @@ def _load_metric(section: _Section, path: Path) -> MetricCheck:
     return check
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Load a config file (default: the bundled ``configs/default.yaml``) and its lexicons."""
+def load_config(path: str | Path | None = None, *, profile: str | None = None) -> Config:
+    """Load a config file (default: the bundled ``configs/default.yaml``) and its lexicons.
+
+    ``profile`` applies one of the config's ``profiles`` (model overrides such as a
+    faster beam) on top of its ``model`` section.
+    """
     path = Path(path) if path else DEFAULT_CONFIG
     root = _load_yaml(path)
     top = _Section(path, root, "")
@@ -446,6 +451,15 @@ def load_config(path: str | Path | None = None) -> Config:
     if channels.agent == channels.customer:
         raise top.fail("channels", "agent and customer must be different channels")
     model = _dataclass_from(top.section("model"), ModelSettings)
+    profiles = top.section("profiles")
+    for profile_name in profiles.node.value:
+        overrides = _dataclass_from(profiles.section(profile_name), ModelSettings)   # validates every profile
+        if profile_name == profile:
+            given = profiles.section(profile_name).node.value
+            model = replace(model, **{k: getattr(overrides, k) for k in given})
+    if profile is not None and not profiles.has(profile):
+        known = ", ".join(profiles.node.value) or "none"
+        raise ConfigError(path, f"no profile named {profile!r} (known: {known})", field="profiles")
     vad = _dataclass_from(top.section("vad"), VadSettings)
     if vad.mode not in (0, 1, 2, 3):
         raise top.section("vad").fail("mode", "expected 0, 1, 2 or 3")
@@ -516,7 +530,7 @@ def load_config(path: str | Path | None = None) -> Config:
         path=str(path), rulebook_name=name, rulebook_version=version, channels=channels, model=model,
         vad=vad, tone_plan=tone_plan, timing=timing, matching=matching, scoring=scoring, rules=rules,
         lexicons=lexicons, hold_request_lexicon=hold_lexicon, digest=digest.hexdigest(), metadata=metadata,
-        privacy=privacy,
+        privacy=privacy, profile=profile,
     )
 
 

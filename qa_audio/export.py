@@ -216,7 +216,13 @@ def _xlsx_bytes(export: Export) -> bytes:
             if column in ("pass_rate", "reviewed_share"):
                 for cell in ws[get_column_letter(i)][1:]:
                     cell.number_format = "0.0%"
+            if column == "call_time":
+                for cell in ws[get_column_letter(i)][1:]:
+                    cell.number_format = "yyyy-mm-dd hh:mm:ss"
         ws.freeze_panes = "A2"
+        ws.page_setup.orientation = "landscape"          # printed or rendered to PDF: all columns on one page
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
     about = wb.create_sheet("about")
     for key, value in export.about.items():
         about.append([key, ", ".join(value) if isinstance(value, list) else value])

@@ -216,10 +216,12 @@ class Store:
         row = self.conn.execute("SELECT id FROM calls WHERE audio_sha256 = ?", (sha256,)).fetchone()
         return row[0] if row else None
 
-    def has_result(self, sha256: str, *, rulebook: str, model: str) -> bool:
+    def has_result(self, sha256: str, *, rulebook: str, model: str, key: str) -> bool:
+        """A result for this audio with this rulebook and model, from an analysis made with these settings."""
         row = self.conn.execute(
-            "SELECT 1 FROM results r JOIN calls c ON c.id = r.call_pk"
-            " WHERE c.audio_sha256 = ? AND r.rulebook = ? AND r.model = ?", (sha256, rulebook, model)).fetchone()
+            "SELECT 1 FROM results r JOIN calls c ON c.id = r.call_pk JOIN analyses a ON a.id = r.analysis_id"
+            " WHERE c.audio_sha256 = ? AND r.rulebook = ? AND r.model = ? AND a.analysis_key = ?",
+            (sha256, rulebook, model, key)).fetchone()
         return row is not None
 
     def known_error(self, path: str, sha256: str) -> str | None:

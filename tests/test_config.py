@@ -84,3 +84,16 @@ def test_tone_plan_must_exist(tmp_path):
     path = write_config(tmp_path, DEFAULT.replace("  plan: cn", "  plan: mars"))
     with pytest.raises(ConfigError, match="tones.plan: no tone plan named 'mars'"):
         load_config(path)
+
+
+def test_profiles_override_the_model_and_change_the_analysis_key():
+    from qa_audio.config import load_config
+    from qa_audio.errors import ConfigError
+    from qa_audio.pipeline import analysis_key
+
+    base, fast = load_config(), load_config(profile="fast")
+    assert (base.model.beam_size, fast.model.beam_size) == (5, 1)
+    assert fast.profile == "fast" and fast.rulebook == base.rulebook
+    assert analysis_key(fast) != analysis_key(base)          # a fast-profile batch re-transcribes
+    with pytest.raises(ConfigError, match="no profile named 'turbo'"):
+        load_config(profile="turbo")
