@@ -370,6 +370,7 @@ class _Batch:
         todo: list[str] = []
         self.planned: dict[str, tuple[str, int]] = {}
         seen: dict[str, str] = {}
+        copies: list[tuple[str, str, str]] = []      # (path, first path with that content, sha)
         for path in files:
             name = str(path)
             try:
@@ -378,11 +379,11 @@ class _Batch:
                 self._failed(name, "", f"{name}: cannot read the file: {exc.strerror or exc}")
                 continue
             if sha in seen:
-                self._skipped(name, f"same audio as {seen[sha]}")
+                copies.append((name, seen[sha], sha))     # decided once the first copy is done
                 continue
             seen[sha] = name
             if self.store.has_result(sha, rulebook=rulebook, model=model, key=self.key):
-                self.store.update_metadata(sha, path=name, metadata=self._metadata(name))
+                self.store.update_metadata(sha, path=name, metadata=self._metadata(name, sha))
                 self._write_json_if_missing(sha)
                 self._skipped(name, "already scored with this rulebook and model")
                 continue
@@ -394,6 +395,12 @@ class _Batch:
             todo.append(name)
         if todo:
             self._execute(todo)
+        failed = dict(self.errors)
+        for name, first, sha in copies:
+            if first in failed:         # a bad file copied twice is two bad files, each with its error row
+                self._failed(name, sha, f"{name}: same content as {first}: {failed[first]}")
+            else:
+                self._skipped(name, f"same audio as {first}")
 
     def _rescore_stored(self) -> None:
         stored = self.store.stored_analyses(key=self.key)
@@ -412,9 +419,10 @@ class _Batch:
             self._rejudge(analysis["audio"]["path"], sha, None, analysis)
 
     # ------------------------------------------------------------------ outcomes
-    def _metadata(self, path: str) -> dict:
+    def _metadata(self, path: str, sha: str | None = None) -> dict:
+        stored = self.store.call_metadata(sha) if sha else None
         return metadata_for(Path(path), root=self.root if self.root and self.root.is_dir() else None,
-                            sidecar=self.sidecar, settings=self.config.metadata)
+                            sidecar=self.sidecar, settings=self.config.metadata, stored=stored)
 
     def _rejudge(self, path: str, sha: str, size: int | None, stored: dict) -> None:
         analysis = Analysis.from_dict(stored)
@@ -456,7 +464,7 @@ class _Batch:
 
     def _save(self, path: str, sha: str, size: int | None, analysis: dict, result: dict, *, kind: str) -> None:
         fresh = kind == "scored" or self.root is not None or self.sidecar is not None
-        meta = self._metadata(path) if fresh else self._stored_metadata(sha)
+        meta = self._metadata(path, sha) if fresh else self._stored_metadata(sha)
         stem = Path(path).stem
         if self.config.privacy.mask_in == "store":       # personal numbers never reach the disk
             analysis, result = self.redactor.analysis(analysis), self.redactor.result(result)
@@ -470,8 +478,7 @@ class _Batch:
         self.progress.step(kind, f"{kind} {path} → {call_id}: {score} {result['verdict']}{missing}")
 
     def _stored_metadata(self, sha: str) -> dict:
-        call = self.store.call_by_hash(sha)
-        return call.metadata if call else {"missing": []}
+        return self.store.call_metadata(sha) or {"missing": []}
 
     def _failed(self, path: str, sha: str, error: str) -> None:
         self.store.save_error(path=path, sha256=sha, error=error, run_id=self.run_id)

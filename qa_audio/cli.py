@@ -178,6 +178,22 @@ def cmd_users_add(args) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args) -> int:
+    from .config import load_config
+    from .web import serve
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"qa-audio: warning: serving on {args.host}: anyone who can reach this address sees the login page; "
+              "put it behind HTTPS", file=sys.stderr)
+    try:
+        serve(args.db, load_config(args.config), host=args.host, port=args.port)
+    except OSError as exc:
+        raise QAError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
 def cmd_redact_audio(args) -> int:
     from .config import load_config
     from .redact_audio import write_redacted_audio
@@ -326,6 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--db", required=True)
     p.set_defaults(func=cmd_users_add)
+
+    p = sub.add_parser("serve", help="the supervisors' review page: queue, calls, audio, timeline, confirm/overturn")
+    p.add_argument("--db", required=True, help="SQLite results store written by qa-audio batch")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--config", help="config YAML (its privacy and review settings apply)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("redact-audio", help="write a copy of a call with spoken personal numbers silenced or bleeped")
     p.add_argument("call_id", metavar="CALL_ID")

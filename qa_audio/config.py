@@ -231,6 +231,16 @@ class PrivacySettings:
 
 
 @dataclass(frozen=True)
+class ReviewSettings:
+    """The supervisors' review page (``qa-audio serve``): spot-check queue and sessions."""
+
+    sample_passing_percent: float = 10.0  # share of passing calls drawn for calibration listening
+    sample_seed: str = "calibration"      # the draw is a hash of (seed, audio): stable across restarts
+    page_size: int = 50
+    session_hours: float = 8.0            # a login lasts this long
+
+
+@dataclass(frozen=True)
 class Window:
     """Where a rule looks: seconds from answer (or call start), or the first/last N turns."""
 
@@ -323,6 +333,7 @@ class Config:
     digest: str = ""
     metadata: MetadataSettings = field(default_factory=MetadataSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
     profile: str | None = None
 
     @property
@@ -513,6 +524,15 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
         mask_digit_runs_min=privacy_section.get("mask_digit_runs_min", (int, type(None)), 12, min_value=6),
     )
     privacy_section.check_unknown()
+    review_section = top.section("review")
+    review = ReviewSettings(
+        sample_passing_percent=float(review_section.get("sample_passing_percent", (int, float), 10.0, min_value=0,
+                                                        max_value=100)),
+        sample_seed=str(review_section.get("sample_seed", (str, int), "calibration")),
+        page_size=review_section.get("page_size", int, 50, min_value=1, max_value=500),
+        session_hours=float(review_section.get("session_hours", (int, float), 8.0, min_value=0.1, max_value=24 * 7)),
+    )
+    review_section.check_unknown()
     top.check_unknown()
 
     names = {n for rule in rules for n in rule.lexicons} | ({hold_lexicon} if hold_lexicon else set())
@@ -530,7 +550,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
         path=str(path), rulebook_name=name, rulebook_version=version, channels=channels, model=model,
         vad=vad, tone_plan=tone_plan, timing=timing, matching=matching, scoring=scoring, rules=rules,
         lexicons=lexicons, hold_request_lexicon=hold_lexicon, digest=digest.hexdigest(), metadata=metadata,
-        privacy=privacy, profile=profile,
+        privacy=privacy, review=review, profile=profile,
     )
 
 

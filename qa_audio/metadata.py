@@ -111,8 +111,14 @@ def load_sidecar(path: str | Path) -> Sidecar:
     return Sidecar(str(path), rows, tuple(problems))
 
 
-def metadata_for(path: Path, *, root: Path | None, sidecar: Sidecar | None, settings: MetadataSettings) -> dict:
-    """The metadata of one recording: field values, their ``source``, and the ``missing`` required fields."""
+def metadata_for(path: Path, *, root: Path | None, sidecar: Sidecar | None, settings: MetadataSettings,
+                 stored: dict | None = None) -> dict:
+    """The metadata of one recording: field values, their ``source``, and the ``missing`` required fields.
+
+    ``stored`` is what the store already holds for this audio: a field that neither
+    the sidecar nor the file name gives keeps its stored value, so a rerun without
+    the CSV does not erase agent ids (a CSV row that gives a value still wins).
+    """
     values = {name: None for name in METADATA_FIELDS}
     sources = []
     if sidecar is not None:
@@ -140,6 +146,14 @@ def metadata_for(path: Path, *, root: Path | None, sidecar: Sidecar | None, sett
                     continue
             if found:
                 sources.append("filename")
+    if stored:
+        kept = False
+        for name in METADATA_FIELDS:
+            if values.get(name) is None and stored.get(name) is not None:
+                values[name] = stored[name]
+                kept = True
+        if kept:
+            sources.extend(s for s in (stored.get("source") or "").split("+") if s and s not in sources)
     values["source"] = "+".join(sources) or None
     values["missing"] = [name for name in settings.required if values.get(name) is None]
     return values

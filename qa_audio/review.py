@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from dataclasses import dataclass
 
 from .errors import QAError
 from .store import Store, StoredCall
@@ -101,6 +102,64 @@ def review_labels(store: Store) -> dict:
             if "review" in f:
                 labels.setdefault(call.call_id, {})[f["rule"]] = f["status"]
     return {"format": "qa-audio-labels/1", "calls": labels}
+
+
+# --------------------------------------------------------------------------- spot-check queue
+QUEUE_KINDS = (("fail", "Failing calls"), ("review", "Low-confidence hits (verdict review)"),
+               ("sample", "Calibration sample of passing calls"))
+
+
+def in_sample(audio_sha256: str, *, percent: float, seed: str) -> bool:
+    """Whether a passing call falls in the calibration sample: a stable hash draw, ``percent`` of calls."""
+    draw = int.from_bytes(hashlib.sha256(f"{seed}:{audio_sha256}".encode()).digest()[:8], "big") / 2 ** 64
+    return draw * 100.0 < percent
+
+
+@dataclass(frozen=True)
+class SpotCheckQueue:
+    """The calls to review next, by kind, unreviewed first; ``progress`` is kind → (reviewed, total)."""
+
+    items: dict                 # kind → list of call rows (store.queue_rows), unreviewed first
+    progress: dict              # kind → (reviewed, total)
+    sample_percent: float
+
+    @property
+    def next_call_pk(self) -> int | None:
+        for kind, _ in QUEUE_KINDS:
+            for row in self.items[kind]:
+                if not row["reviewed_at"]:
+                    return row["call_pk"]
+        return None
+
+
+def spot_check_queue(store: Store, *, sample_percent: float, seed: str) -> SpotCheckQueue:
+    """Failing calls, calls the checker was unsure of, and a random sample of passing calls.
+
+    Calls are grouped by the checker's own verdict, so a call stays in its group
+    after a supervisor overturns findings (and counts as reviewed).
+    """
+    items: dict = {kind: [] for kind, _ in QUEUE_KINDS}
+    for row in store.queue_rows():
+        kind = row["verdict"]
+        if kind == "pass":
+            if not in_sample(row["audio_sha256"], percent=sample_percent, seed=seed):
+                continue
+            kind = "sample"
+        if kind in items:
+            items[kind].append(row)
+    progress = {}
+    for kind, rows in items.items():
+        rows.sort(key=lambda r: (bool(r["reviewed_at"]), r["call_time"] or "", r["call_pk"]))
+        progress[kind] = (sum(1 for r in rows if r["reviewed_at"]), len(rows))
+    return SpotCheckQueue(items, progress, sample_percent)
+
+
+def mark_checked(store: Store, call: StoredCall, *, reviewer: str) -> None:
+    """The supervisor listened and leaves every finding as the checker found it."""
+    if call.result is None or call.result_id is None:
+        raise ReviewError(f"{call.call_id}: no result to review")
+    score, verdict = final_score(call.result, call.reviews)
+    store.mark_checked(call_pk=call.pk, result_id=call.result_id, reviewer=reviewer, score=score, verdict=verdict)
 
 
 # --------------------------------------------------------------------------- passwords (stdlib scrypt)

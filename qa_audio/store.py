@@ -143,6 +143,11 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+FINAL_SCORE = "COALESCE(r.final_score, r.score)"
+CALL_SORTS = {"time": "c.call_time", "score": FINAL_SCORE, "agent": "c.agent_id", "duration": "c.duration_s",
+              "call": "c.call_id"}
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
@@ -265,6 +270,11 @@ class Store:
             raise StoreError(f"{self.path}: no call {ref!r} in the store")
         return self._stored_call(row)
 
+    def call_metadata(self, sha256: str) -> dict | None:
+        """The metadata stored for this audio (None: not in the store)."""
+        row = self.conn.execute("SELECT * FROM calls WHERE audio_sha256 = ?", (sha256,)).fetchone()
+        return _metadata_of(row) if row else None
+
     def call_by_hash(self, sha256: str) -> StoredCall | None:
         row = self.conn.execute("SELECT * FROM calls WHERE audio_sha256 = ?", (sha256,)).fetchone()
         return self._stored_call(row) if row else None
@@ -346,6 +356,106 @@ class Store:
                                 " WHERE c.audio_sha256 = ?", (sha256,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def search_calls(self, *, agent: str | None = None, team: str | None = None, date_from: str | None = None,
+                     date_to: str | None = None, score_min: float | None = None, score_max: float | None = None,
+                     verdict: str | None = None, failed_rule: str | None = None, text: str | None = None,
+                     sort: str = "time", descending: bool = True, offset: int = 0,
+                     limit: int = 50) -> tuple[list[dict], int]:
+        """Calls with a current result matching every filter given, one page of them, and how many match.
+
+        Scores and verdicts are the final ones (after supervisor review); ``failed_rule``
+        means failing as finally decided; ``text`` is a substring of the transcript;
+        dates compare with ``call_time`` (``YYYY-MM-DD``, ``date_to`` inclusive).
+        """
+        if sort not in CALL_SORTS:
+            raise StoreError(f"{self.path}: unknown sort {sort!r} (known: {', '.join(CALL_SORTS)})")
+        where, args = ["1 = 1"], []
+        for column, value in (("c.agent_id", agent), ("c.team", team)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if date_from:
+            where.append("c.call_time >= ?")
+            args.append(date_from)
+        if date_to:
+            where.append("c.call_time < date(?, '+1 day')")
+            args.append(date_to)
+        if score_min is not None:
+            where.append(f"{FINAL_SCORE} >= ?")
+            args.append(score_min)
+        if score_max is not None:
+            where.append(f"{FINAL_SCORE} <= ?")
+            args.append(score_max)
+        if verdict:
+            where.append("COALESCE(r.final_verdict, r.verdict) = ?")
+            args.append(verdict)
+        if failed_rule:
+            where.append(
+                "((EXISTS (SELECT 1 FROM findings f WHERE f.result_id = r.id AND f.rule = ? AND f.status = 'fail')"
+                "  AND NOT EXISTS (SELECT 1 FROM reviews v WHERE v.result_id = r.id AND v.rule = ?"
+                "                  AND v.decision = 'overturn'))"
+                " OR (EXISTS (SELECT 1 FROM findings f WHERE f.result_id = r.id AND f.rule = ? AND f.status = 'pass')"
+                "  AND EXISTS (SELECT 1 FROM reviews v WHERE v.result_id = r.id AND v.rule = ?"
+                "              AND v.decision = 'overturn')))")
+            args += [failed_rule] * 4
+        if text:
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append("EXISTS (SELECT 1 FROM segments s WHERE s.analysis_id = r.analysis_id"
+                         " AND s.text LIKE ? ESCAPE '\\')")
+            args.append(f"%{escaped}%")
+        base = (" FROM calls c JOIN results r ON r.id = c.current_result_id WHERE " + " AND ".join(where))
+        total = self.conn.execute("SELECT COUNT(*)" + base, args).fetchone()[0]
+        order = f"{CALL_SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, c.id"
+        rows = self.conn.execute(
+            "SELECT c.id AS call_pk, c.call_id, c.agent_id, c.agent_name, c.team, c.call_time, c.duration_s,"
+            f" r.id AS result_id, r.score, r.verdict, {FINAL_SCORE} AS shown_score,"
+            " COALESCE(r.final_verdict, r.verdict) AS shown_verdict, r.reviewed_at,"
+            " (SELECT GROUP_CONCAT(f.rule, ' ') FROM findings f LEFT JOIN reviews v"
+            "  ON v.result_id = f.result_id AND v.rule = f.rule WHERE f.result_id = r.id"
+            "  AND ((f.status = 'fail' AND COALESCE(v.decision, '') != 'overturn')"
+            "       OR (f.status = 'pass' AND v.decision = 'overturn'))) AS failed_rules" + base + f" ORDER BY {order} LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+        return [dict(r) for r in rows], total
+
+    def facets(self) -> dict:
+        """The values the call filters offer: agents (id, name), teams, rules."""
+        q = self.conn.execute
+        return {"agents": [tuple(r) for r in q("SELECT agent_id, MAX(agent_name) FROM calls WHERE agent_id IS NOT NULL"
+                                               " GROUP BY agent_id ORDER BY agent_id")],
+                "teams": [r[0] for r in q("SELECT DISTINCT team FROM calls WHERE team IS NOT NULL ORDER BY team")],
+                "rules": [r[0] for r in q("SELECT DISTINCT f.rule FROM findings f JOIN calls c"
+                                          " ON c.current_result_id = f.result_id ORDER BY f.rule")]}
+
+    def queue_rows(self) -> list[dict]:
+        """Every call with a current result: what the spot-check queue is drawn from."""
+        rows = self.conn.execute(
+            "SELECT c.id AS call_pk, c.call_id, c.audio_sha256, c.agent_id, c.agent_name, c.team, c.call_time,"
+            f" c.duration_s, r.id AS result_id, r.score, r.verdict, {FINAL_SCORE} AS shown_score,"
+            " COALESCE(r.final_verdict, r.verdict) AS shown_verdict, r.reviewed_at"
+            " FROM calls c JOIN results r ON r.id = c.current_result_id ORDER BY c.call_time, c.id").fetchall()
+        return [dict(r) for r in rows]
+
+    def mark_checked(self, *, call_pk: int, result_id: int, reviewer: str, score: float | None,
+                     verdict: str) -> None:
+        """A supervisor listened to the call and left its findings as they are."""
+        now = _now()
+        with self._tx() as cur:
+            cur.execute("UPDATE results SET reviewed_at = ?, final_score = COALESCE(final_score, ?),"
+                        " final_verdict = COALESCE(final_verdict, ?) WHERE id = ?", (now, score, verdict, result_id))
+            cur.execute("INSERT INTO audit (at, actor, action, call_pk, result_id, after_json, reason)"
+                        " VALUES (?, ?, 'checked', ?, ?, ?, ?)",
+                        (now, reviewer, call_pk, result_id,
+                         json.dumps({"final_score": score, "final_verdict": verdict}), "listened; no change"))
+
+    def audio_source(self, call_pk: int) -> dict | None:
+        """Where a stored call's recording is: path, content hash, size and codec (None: no such call)."""
+        row = self.conn.execute("SELECT path, audio_sha256, size_bytes, codec FROM calls WHERE id = ?",
+                                (call_pk,)).fetchone()
+        return dict(row) if row else None
+
+    def call_by_pk(self, call_pk: int) -> StoredCall | None:
+        row = self.conn.execute("SELECT * FROM calls WHERE id = ?", (call_pk,)).fetchone()
+        return self._stored_call(row) if row else None
+
     def counts(self) -> dict:
         q = self.conn.execute
         return {"calls": q("SELECT COUNT(*) FROM calls").fetchone()[0],
@@ -414,6 +524,7 @@ class Store:
     def update_metadata(self, sha256: str, *, path: str, metadata: dict) -> None:
         """A call's path and metadata as the latest batch saw them (a corrected sidecar CSV, a moved file)."""
         cols = ("agent_id", "agent_name", "team", "call_time", "direction", "hangup_side")
+        path = _absolute(path)
         with self._tx() as cur:
             cur.execute(f"UPDATE calls SET path = ?, {', '.join(c + ' = ?' for c in cols)}, metadata_source = ?,"
                         " metadata_missing = ? WHERE audio_sha256 = ?",
@@ -421,6 +532,7 @@ class Store:
                          ",".join(metadata.get("missing", ())) or None, sha256))
 
     def _upsert_call(self, cur, *, sha256, path, size_bytes, call_id, audio, metadata, run_id) -> tuple[int, str]:
+        path = _absolute(path)
         row = cur.execute("SELECT id, call_id FROM calls WHERE audio_sha256 = ?", (sha256,)).fetchone()
         meta_cols = ("agent_id", "agent_name", "team", "call_time", "direction", "hangup_side")
         values = [metadata.get(k) for k in meta_cols]
@@ -450,6 +562,11 @@ class Store:
 
     def errors(self) -> list[dict]:
         return [dict(r) for r in self.conn.execute("SELECT * FROM errors ORDER BY path")]
+
+
+def _absolute(path: str) -> str:
+    """Where a recording is, independent of the directory the batch ran in (the review page serves it)."""
+    return str(Path(path).absolute())
 
 
 def _metadata_of(row: sqlite3.Row) -> dict:

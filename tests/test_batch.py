@@ -72,6 +72,7 @@ def folder(tmp_path_factory):
     make_variants(SAMPLES / "bad_greeting.wav", root, GOOD_NAMES)
     shutil.copy(root / "call_b.wav", root / "call_b_copy.wav")     # the same recording twice
     add_broken(root)
+    (root / "empty_again.wav").write_bytes(b"")                    # two bad files with one content
     (root / "readme.txt").write_text("not a recording: ignored\n")
     return root
 
@@ -93,12 +94,13 @@ def first_run(folder, scorer, tmp_path_factory):
 
 def test_batch_scores_every_call_and_records_every_error(first_run):
     summary, work, log = first_run
-    assert (summary.found, summary.scored, summary.skipped, summary.failed) == (6, 3, 1, 2)
+    assert (summary.found, summary.scored, summary.skipped, summary.failed) == (7, 3, 1, 3)
     db = work / "results.sqlite"
     assert rows(db, "SELECT COUNT(*) FROM calls")[0][0] == 3
     assert rows(db, "SELECT COUNT(*) FROM results")[0][0] == 3
     errors = dict(rows(db, "SELECT path, error FROM errors"))
-    assert len(errors) == 2
+    assert len(errors) == 3
+    assert "same content as" in errors[next(p for p in errors if p.endswith("empty_again.wav"))]
     assert "empty" in errors[next(p for p in errors if p.endswith("empty.wav"))]
     assert all(e.startswith(p) for p, e in errors.items())          # every cause names its file
     # every result is whole: its findings, its timing row and its transcript
@@ -145,11 +147,14 @@ def test_rerun_with_nothing_changed_runs_no_asr(first_run, folder, scorer):
     (work / "json" / "call_b.json").unlink()                  # a lost JSON file is written again
     summary = run_batch(folder, db=work / "results.sqlite", config=scorer.config, scorer=idle,
                         out_dir=work / "json", progress=quiet_progress())
-    assert (summary.scored, summary.rescored, summary.skipped, summary.failed) == (0, 0, 4, 2)
+    assert (summary.scored, summary.rescored, summary.skipped, summary.failed) == (0, 0, 4, 3)
     assert (work / "json" / "call_b.json").exists()
     db = work / "results.sqlite"
     assert rows(db, "SELECT COUNT(*) FROM results")[0][0] == 3
-    assert rows(db, "SELECT COUNT(*), SUM(attempts) FROM errors")[0] == (2, 4)
+    assert rows(db, "SELECT COUNT(*), SUM(attempts) FROM errors")[0] == (3, 6)
+    # a rerun without the sidecar CSV keeps the metadata it gave
+    assert rows(db, "SELECT agent_id, agent_name, metadata_source FROM calls WHERE call_id = 'call_b'") == [
+        ("A2088", "王芳", "csv")]
 
 
 def test_rescore_after_a_rulebook_change_updates_scores_without_asr(first_run, scorer, tmp_path):

@@ -35,6 +35,7 @@ def test_default_config_encodes_the_first_rules(config):
     ("    expect: absent", "    expect: absent\n    colour: red", "rules[2].colour", "unknown field"),
     ("  mode: 2 ", "  mode: 7 ", "vad.mode", "expected 0, 1, 2 or 3"),
     ("  - id: GRT-2", "  - id: greeting two", "rules[1].id", "standard ID"),
+    ("  sample_passing_percent: 10", "  sample_passing_percent: 150", "review.sample_passing_percent", "at most"),
 ])
 def test_bad_field_names_file_line_and_field(tmp_path, old, new, field, message):
     text = DEFAULT.replace(old, new, 1)
