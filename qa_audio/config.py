@@ -156,6 +156,8 @@ class ModelSettings:
     cpu_threads: int = 0
     window_s: float = 30.0
     piece_gap_s: float = 0.4
+    temperature_fallback: bool = True   # re-decode a doubtful segment at higher temperatures (faster-whisper default)
+    best_of: int = 1                    # candidates sampled at each fallback temperature (faster-whisper: 5)
 
 
 @dataclass(frozen=True)

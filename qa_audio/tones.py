@@ -9,9 +9,12 @@ most 0.136 in any 2-s window.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import fft as scipy_fft
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from .config import TimingSettings, TonePlan
@@ -23,6 +26,7 @@ MUSIC_HOP_S = 0.5
 SUSTAIN_S = 0.4
 MUSIC_GAP_FILL_S = 1.0
 BAND_HZ = (125.0, 3400.0)
+FFT_WORKERS = -1          # scipy's pocketfft splits the frames over every core
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ def detect_ringback(samples: np.ndarray, *, rate_hz: int, plan: TonePlan, settin
     frames = _frames(samples.astype(np.float32), size=hop, hop=hop)
     if frames.shape[0] == 0:
         return Ringback((), (), plan.name)
-    spectrum = np.abs(np.fft.rfft(frames * np.hanning(hop), axis=1)) ** 2
+    spectrum = np.abs(scipy_fft.rfft(frames * np.hanning(hop), axis=1, workers=FFT_WORKERS)) ** 2
     freqs = np.fft.rfftfreq(hop, 1.0 / rate_hz)
     band = (freqs >= 100) & (freqs <= 3600)
     total = spectrum[:, band].sum(axis=1) + 1e-12
@@ -79,7 +83,7 @@ def detect_music(samples: np.ndarray, *, rate_hz: int, settings: TimingSettings,
     frames = _frames(x, size=n_fft, hop=hop)
     if frames.shape[0] < int(MUSIC_WINDOW_S * fps):
         return []
-    spec = np.abs(np.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)).T
+    spec = np.abs(scipy_fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1, workers=FFT_WORKERS)).T
     freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
     spec = spec[(freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1])]
     sustained = minimum_filter1d(spec, int(SUSTAIN_S * fps), axis=1, mode="nearest")
@@ -96,16 +100,23 @@ def detect_music(samples: np.ndarray, *, rate_hz: int, settings: TimingSettings,
 
     win, step = int(MUSIC_WINDOW_S * fps), int(MUSIC_HOP_S * fps)
     starts = range(0, spec.shape[1] - win + 1, step)
-    share = np.zeros(len(starts))
-    steady = np.zeros(len(starts), dtype=bool)
-    for k, start in enumerate(starts):
-        sl = slice(start, start + win)
-        active = level[sl] > level_floor_dbfs
-        if active.mean() < 0.5 or np.median(flatness[sl][active]) > settings.music_flatness_max:
-            continue
-        share[k] = sustained_per_frame[sl][active].sum() / (spec_per_frame[sl][active].sum() + 1e-12)
-        # speech pauses between syllables; music (even drums) keeps sounding
-        steady[k] = np.mean(rms[sl] < 0.5 * rms[sl].mean()) <= settings.music_steady_low_frames_max
+    # every 2-s window at once: (windows, frames) views, no copies
+
+    def windows(a: np.ndarray) -> np.ndarray:
+        return sliding_window_view(a, win)[::step][: len(starts)]
+
+    active = windows(level > level_floor_dbfs)
+    n_active = active.sum(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # a window with no active frame: NaN, not considered
+        flat_median = np.nanmedian(np.where(active, windows(flatness), np.nan), axis=1)
+    considered = (n_active >= 0.5 * win) & ~(flat_median > settings.music_flatness_max)
+    share = np.where(considered, (windows(sustained_per_frame) * active).sum(axis=1)
+                     / ((windows(spec_per_frame) * active).sum(axis=1) + 1e-12), 0.0)
+    # speech pauses between syllables; music (even drums) keeps sounding
+    rms_windows = windows(rms)
+    low = np.mean(rms_windows < 0.5 * rms_windows.mean(axis=1, keepdims=True), axis=1)
+    steady = considered & (low <= settings.music_steady_low_frames_max)
     # hysteresis: a run of windows above the low mark (or steady and above a lower one) is music
     # if it holds one window above the high mark
     weak = (share >= settings.music_sustain_low) | (steady & (share >= settings.music_steady_sustain_min))

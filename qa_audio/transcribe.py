@@ -98,8 +98,11 @@ def _piece_for(t_s: float, pieces: list[Piece]) -> int:
 
 def decode_options(settings: ModelSettings) -> dict:
     """The faster-whisper options every decode uses (recorded with each result)."""
-    return {"language": settings.language, "beam_size": settings.beam_size, "word_timestamps": True,
-            "condition_on_previous_text": False, "vad_filter": False}
+    options = {"language": settings.language, "beam_size": settings.beam_size, "best_of": settings.best_of,
+               "word_timestamps": True, "condition_on_previous_text": False, "vad_filter": False}
+    if not settings.temperature_fallback:
+        options["temperature"] = 0.0          # one decode per window, never a sampled retry
+    return options
 
 
 def transcribe_channel(model, samples: np.ndarray, regions: list[Span] | tuple[Span, ...], *, rate_hz: int,

@@ -320,7 +320,8 @@ def test_a_supervisor_reviews_a_call_in_a_real_browser(live_server, store_db):
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=browser_path,
-                                     args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+                                     args=["--no-sandbox", "--disable-dev-shm-usage",
+                                           "--autoplay-policy=no-user-gesture-required"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(live_server + "/calls")
         assert page.url.endswith("/login")                         # no session, no list
