@@ -144,6 +144,15 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 FINAL_SCORE = "COALESCE(r.final_score, r.score)"
+FINAL_VERDICT = "COALESCE(r.final_verdict, r.verdict)"
+# the findings of result r that fail as finally decided: failed and not overturned, or passed and overturned
+FINALLY_FAILING = ("FROM findings f LEFT JOIN reviews v ON v.result_id = f.result_id AND v.rule = f.rule"
+                   " WHERE f.result_id = r.id AND ((f.status = 'fail' AND COALESCE(v.decision, '') != 'overturn')"
+                   " OR (f.status = 'pass' AND v.decision = 'overturn'))")
+# what a list of calls shows: metadata, the checker's and the final score and verdict, when it was reviewed
+LIST_COLUMNS = ("c.id AS call_pk, c.call_id, c.audio_sha256, c.agent_id, c.agent_name, c.team, c.call_time,"
+                f" c.duration_s, r.id AS result_id, r.score, r.verdict, {FINAL_SCORE} AS shown_score,"
+                f" {FINAL_VERDICT} AS shown_verdict, r.reviewed_at")
 CALL_SORTS = {"time": "c.call_time", "score": FINAL_SCORE, "agent": "c.agent_id", "duration": "c.duration_s",
               "call": "c.call_id"}
 
@@ -370,34 +379,15 @@ class Store:
         if sort not in CALL_SORTS:
             raise StoreError(f"{self.path}: unknown sort {sort!r} (known: {', '.join(CALL_SORTS)})")
         where, args = ["1 = 1"], []
-        for column, value in (("c.agent_id", agent), ("c.team", team)):
-            if value:
-                where.append(f"{column} = ?")
+        for condition, value in (("c.agent_id = ?", agent), ("c.team = ?", team), ("c.call_time >= ?", date_from),
+                                 ("c.call_time < date(?, '+1 day')", date_to), (f"{FINAL_SCORE} >= ?", score_min),
+                                 (f"{FINAL_SCORE} <= ?", score_max), (f"{FINAL_VERDICT} = ?", verdict)):
+            if value is not None and value != "":
+                where.append(condition)
                 args.append(value)
-        if date_from:
-            where.append("c.call_time >= ?")
-            args.append(date_from)
-        if date_to:
-            where.append("c.call_time < date(?, '+1 day')")
-            args.append(date_to)
-        if score_min is not None:
-            where.append(f"{FINAL_SCORE} >= ?")
-            args.append(score_min)
-        if score_max is not None:
-            where.append(f"{FINAL_SCORE} <= ?")
-            args.append(score_max)
-        if verdict:
-            where.append("COALESCE(r.final_verdict, r.verdict) = ?")
-            args.append(verdict)
         if failed_rule:
-            where.append(
-                "((EXISTS (SELECT 1 FROM findings f WHERE f.result_id = r.id AND f.rule = ? AND f.status = 'fail')"
-                "  AND NOT EXISTS (SELECT 1 FROM reviews v WHERE v.result_id = r.id AND v.rule = ?"
-                "                  AND v.decision = 'overturn'))"
-                " OR (EXISTS (SELECT 1 FROM findings f WHERE f.result_id = r.id AND f.rule = ? AND f.status = 'pass')"
-                "  AND EXISTS (SELECT 1 FROM reviews v WHERE v.result_id = r.id AND v.rule = ?"
-                "              AND v.decision = 'overturn')))")
-            args += [failed_rule] * 4
+            where.append(f"EXISTS (SELECT 1 {FINALLY_FAILING} AND f.rule = ?)")
+            args.append(failed_rule)
         if text:
             escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             where.append("EXISTS (SELECT 1 FROM segments s WHERE s.analysis_id = r.analysis_id"
@@ -407,13 +397,8 @@ class Store:
         total = self.conn.execute("SELECT COUNT(*)" + base, args).fetchone()[0]
         order = f"{CALL_SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, c.id"
         rows = self.conn.execute(
-            "SELECT c.id AS call_pk, c.call_id, c.agent_id, c.agent_name, c.team, c.call_time, c.duration_s,"
-            f" r.id AS result_id, r.score, r.verdict, {FINAL_SCORE} AS shown_score,"
-            " COALESCE(r.final_verdict, r.verdict) AS shown_verdict, r.reviewed_at,"
-            " (SELECT GROUP_CONCAT(f.rule, ' ') FROM findings f LEFT JOIN reviews v"
-            "  ON v.result_id = f.result_id AND v.rule = f.rule WHERE f.result_id = r.id"
-            "  AND ((f.status = 'fail' AND COALESCE(v.decision, '') != 'overturn')"
-            "       OR (f.status = 'pass' AND v.decision = 'overturn'))) AS failed_rules" + base + f" ORDER BY {order} LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+            f"SELECT {LIST_COLUMNS}, (SELECT GROUP_CONCAT(f.rule, ' ') {FINALLY_FAILING}) AS failed_rules"
+            + base + f" ORDER BY {order} LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
         return [dict(r) for r in rows], total
 
     def facets(self) -> dict:
@@ -428,10 +413,8 @@ class Store:
     def queue_rows(self) -> list[dict]:
         """Every call with a current result: what the spot-check queue is drawn from."""
         rows = self.conn.execute(
-            "SELECT c.id AS call_pk, c.call_id, c.audio_sha256, c.agent_id, c.agent_name, c.team, c.call_time,"
-            f" c.duration_s, r.id AS result_id, r.score, r.verdict, {FINAL_SCORE} AS shown_score,"
-            " COALESCE(r.final_verdict, r.verdict) AS shown_verdict, r.reviewed_at"
-            " FROM calls c JOIN results r ON r.id = c.current_result_id ORDER BY c.call_time, c.id").fetchall()
+            f"SELECT {LIST_COLUMNS} FROM calls c JOIN results r ON r.id = c.current_result_id"
+            " ORDER BY c.call_time, c.id").fetchall()
         return [dict(r) for r in rows]
 
     def mark_checked(self, *, call_pk: int, result_id: int, reviewer: str, score: float | None,

@@ -34,6 +34,7 @@ from .errors import QAError, StoreError
 from .privacy import Redactor
 from .review import (QUEUE_KINDS, ReviewError, check_password, final_findings, final_score, mark_checked,
                      review_finding, review_labels, spot_check_queue)
+from .show import fmt_clock
 from .store import CALL_SORTS, open_store
 
 # codecs a browser's <audio> plays as they are; anything else is decoded once and served as 16-bit WAV
@@ -125,6 +126,16 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
             g.store = open_store(db, create=False)
         return g.store
 
+    def current_queue():
+        return spot_check_queue(store(), sample_percent=config.review.sample_passing_percent,
+                                seed=config.review.sample_seed)
+
+    def call_or_404(pk: int):
+        call = store().call_by_pk(pk)
+        if call is None:
+            abort(404)
+        return call
+
     @app.teardown_appcontext
     def _close(_exc):
         st = g.pop("store", None)
@@ -203,9 +214,7 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
 
     @app.get("/queue")
     def queue():
-        q = spot_check_queue(store(), sample_percent=config.review.sample_passing_percent,
-                             seed=config.review.sample_seed)
-        return render_template("queue.html", queue=q, kinds=QUEUE_KINDS, user=g.user)
+        return render_template("queue.html", queue=current_queue(), kinds=QUEUE_KINDS, user=g.user)
 
     @app.get("/calls")
     def calls():
@@ -249,8 +258,8 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
 
     @app.get("/calls/<int:pk>")
     def call_page(pk: int):
-        call = store().call_by_pk(pk)
-        if call is None or call.result is None:
+        call = call_or_404(pk)
+        if call.result is None:
             abort(404)
         result = call.result
         score, verdict = final_score(result, call.reviews)
@@ -263,12 +272,11 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
             f["original_status"] = next(o["status"] for o in result["findings"] if o["rule"] == f["rule"])
         transcript = [dict(u, text=redactor.text(u["text"])) for u in result["transcript"]]
         audit = [_audit_row(a) for a in store().audit_trail(call_pk=pk)]
-        next_pk = spot_check_queue(store(), sample_percent=config.review.sample_passing_percent,
-                                   seed=config.review.sample_seed).next_call_pk
+        next_pk = current_queue().next_call_pk
         return render_template("call.html", call=call, result=result, meta=call.metadata, score=score,
                                verdict=verdict, findings=findings, transcript=transcript, audit=audit,
                                timeline=timeline(call), user=g.user, next_pk=next_pk if next_pk != pk else None,
-                               fmt=_clock)
+                               fmt=fmt_clock)
 
     @app.get("/calls/<int:pk>/audio")
     def audio(pk: int):
@@ -287,9 +295,7 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
 
     @app.post("/calls/<int:pk>/review")
     def review(pk: int):
-        call = store().call_by_pk(pk)
-        if call is None:
-            abort(404)
+        call = call_or_404(pk)
         try:
             review_finding(store(), call, request.form.get("rule", ""), decision=request.form.get("decision", ""),
                            reason=request.form.get("reason", ""), reviewer=g.user)
@@ -300,16 +306,13 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
 
     @app.post("/calls/<int:pk>/checked")
     def checked(pk: int):
-        call = store().call_by_pk(pk)
-        if call is None:
-            abort(404)
+        call = call_or_404(pk)
         try:
             mark_checked(store(), call, reviewer=g.user)
         except ReviewError as exc:
             flash(_cause(exc))
             return redirect(url_for("call_page", pk=pk))
-        nxt = spot_check_queue(store(), sample_percent=config.review.sample_passing_percent,
-                               seed=config.review.sample_seed).next_call_pk
+        nxt = current_queue().next_call_pk
         return redirect(url_for("call_page", pk=nxt) if nxt else url_for("queue"))
 
     @app.get("/labels.json")
@@ -374,13 +377,6 @@ def _json(value) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False, indent=1)
-
-
-def _clock(value) -> str:
-    if value is None:
-        return "–"
-    m, s = divmod(float(value), 60)
-    return f"{int(m)}:{s:04.1f}"
 
 
 def _int(value, default: int) -> int:

@@ -232,6 +232,9 @@ def test_overturn_recomputes_the_final_score_and_keeps_an_audit_trail(app, store
     # the list shows the final score and verdict
     listing = client.get("/calls?sort=score&order=desc").text
     assert re.search(r"banned_phrase</a>.*?100 <span class=\"muted\"[^>]*>\(70\)</span>", listing, re.S)
+    # …and an overturned failure no longer counts as failing that standard
+    client.post("/calls/filter", data={"csrf": csrf, "rule": "BAN-1"})
+    assert "No call matches these filters." in client.get("/calls").text
 
 
 def test_spot_check_queue_and_progress(store_db, config):
