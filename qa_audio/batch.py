@@ -465,6 +465,9 @@ class _Batch:
     def _save(self, path: str, sha: str, size: int | None, analysis: dict, result: dict, *, kind: str) -> None:
         fresh = kind == "scored" or self.root is not None or self.sidecar is not None
         meta = self._metadata(path, sha) if fresh else self._stored_metadata(sha)
+        facts = {k: v for k, v in meta.items() if k == "hangup_side" and v}
+        if facts:      # rules that read call metadata (CLS-3: who hung up) are judged with it
+            result = self.scorer.judge(Analysis.from_dict(analysis), facts=facts).to_dict()
         stem = Path(path).stem
         if self.config.privacy.mask_in == "store":       # personal numbers never reach the disk
             analysis, result = self.redactor.analysis(analysis), self.redactor.result(result)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ConfigError, QAError
+from .show import finding_mark
 
 EXIT_OK, EXIT_FATAL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -37,7 +38,7 @@ def render_summary(result: dict) -> str:
                  f"holds {len(t['holds'])}, interruptions {'n/a (mono)' if inter is None else len(inter)}, "
                  f"dead air {len(t['dead_air'])}")
     for f in result["findings"]:
-        mark = {"pass": "ok  ", "fail": "FAIL", "n/a": "n/a "}[f["status"]]
+        mark = finding_mark(f)
         extra = f" -{f['deduction']:g}" if f["deduction"] else ""
         flags = (" RED-LINE" if f["redline"] else "") + (" (low ASR confidence)" if f["low_confidence"] else "")
         lines.append(f"  [{mark}] {f['rule']:<6} {f['title']}{extra}{flags}")
@@ -156,6 +157,44 @@ def cmd_labels(args) -> int:
     return EXIT_OK
 
 
+def cmd_backtest(args) -> int:
+    from .backtest import backtest, collect, load_labels, render_report, render_sweep, sweep
+    from .config import load_config
+
+    config = load_config(args.config, profile=args.profile)
+    labels = load_labels(args.labels)
+
+    def progress(i, n, path):
+        print(f"scored {i}/{n} {path}", file=sys.stderr, flush=True)
+
+    results, analyses = collect(args.inputs, config, progress=progress)
+    for r in results:
+        if r.get("verdict") == "error":
+            print(f"qa-audio: error: {r['error']}", file=sys.stderr)
+    report = backtest(results, labels)
+    if report.calls == 0:
+        raise QAError(f"{args.labels}: none of the {len(labels.calls)} labelled calls has a result in "
+                      f"{', '.join(args.inputs)} (calls are matched by call id, the file name without extension)")
+    runs = []
+    for spec in args.sweep or []:
+        key, _, values = spec.partition("=")
+        if not values:
+            raise QAError(f"--sweep {spec}: expected KEY=V1,V2,…")
+        if not analyses:
+            raise QAError("--sweep needs audio or a results store (result JSON files cannot be re-judged)")
+        runs.append((key, sweep(config, analyses, labels, key, values.split(","))))
+    if args.json:
+        print(json.dumps({"report": report.to_dict(),
+                          "sweeps": [{"key": key, "runs": [{"value": v, "report": rep.to_dict()} for v, rep in r]}
+                                     for key, r in runs]}, ensure_ascii=False))
+    else:
+        print(render_report(report, show_disagreements=not args.quiet))
+        for key, r in runs:
+            print()
+            print(render_sweep(key, r))
+    return EXIT_OK
+
+
 def cmd_users_add(args) -> int:
     import getpass
     import os
@@ -257,25 +296,10 @@ def cmd_rules_check(args) -> int:
 
 def cmd_rules_explain(args) -> int:
     from .config import load_config
+    from .rules import explain
 
     config = load_config(args.config)
-    rule = config.rule(args.rule_id)
-    if rule.metric is not None:
-        print(f"{rule.id}: {rule.title}\n  source: {rule.source}\n  measured from the audio: "
-              f"{rule.metric.describe()}\n  weight {rule.weight:g}, severity {rule.severity}")
-        return EXIT_OK
-    verb = "must say" if rule.expect == "present" else "must not say"
-    groups = (" all of: " + ", ".join(rule.all_of)) if rule.all_of else (" any of: " + ", ".join(rule.any_of))
-    print(f"{rule.id}: {rule.title}\n  source: {rule.source}\n  the {rule.role} {verb}{groups}"
-          f"\n  where: {rule.window.describe()}\n  weight {rule.weight:g}, severity {rule.severity}")
-    if rule.redline_lexicons:
-        print(f"  red line (fails the call outright): {', '.join(rule.redline_lexicons)}")
-    for name in rule.lexicons:
-        lex = config.lexicons[name]
-        print(f"  {name} ({lex.path}): " + " | ".join(e.text for e in lex.entries))
-    m = config.matching
-    print(f"  matching: exact, homophone (same pinyin), or pinyin similarity ≥ {m.min_similarity:g} "
-          f"for phrases of {m.exact_below_syllables}+ syllables")
+    print(explain(config.rule(args.rule_id), config))
     return EXIT_OK
 
 
@@ -334,6 +358,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", required=True)
     p.add_argument("-o", "--output", metavar="FILE")
     p.set_defaults(func=cmd_labels)
+
+    p = sub.add_parser("backtest", help="each rule's precision, recall and accuracy against human labels")
+    p.add_argument("--labels", required=True, metavar="LABELS.json", help="qa-audio-labels/1 file (see README)")
+    p.add_argument("inputs", nargs="+", metavar="AUDIO_OR_RESULTS",
+                   help="audio files or folders (scored now), a results store .sqlite (re-judged under --config, "
+                        "no ASR) or result .json files")
+    p.add_argument("--config", help="rulebook to backtest (default: the bundled one)")
+    p.add_argument("--profile", help="model profile from the config, for audio inputs")
+    p.add_argument("--sweep", action="append", metavar="KEY=V1,V2,…",
+                   help="also backtest each value of one setting, e.g. matching.min_similarity=0.7,0.8,0.9 or "
+                        "rules.GRT-1.min_similarity=0.75,0.85 (repeatable)")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no list of disagreeing calls")
+    p.set_defaults(func=cmd_backtest)
 
     users = sub.add_parser("users", help="supervisors who may log in to the review page")
     usub = users.add_subparsers(dest="users_command", required=True)

@@ -22,8 +22,10 @@ DEFAULT_CONFIG = PACKAGE_ROOT / "configs" / "default.yaml"
 SEVERITIES = ("minor", "major", "redline")
 ROLES = ("agent", "customer", "any")
 EXPECTS = ("present", "absent")
-WINDOW_FROM = ("answer", "call")
+WINDOW_FROM = ("answer", "call", "end")
 TURNS = ("first", "last")
+EVENTS = ("hold",)
+SIDES = ("before", "after")
 
 
 # --------------------------------------------------------------------------- YAML with lines
@@ -158,6 +160,7 @@ class ModelSettings:
     piece_gap_s: float = 0.4
     temperature_fallback: bool = True   # re-decode a doubtful segment at higher temperatures (faster-whisper default)
     best_of: int = 1                    # candidates sampled at each fallback temperature (faster-whisper: 5)
+    retry_unrecognised_min_s: float = 0.8   # a region this long that gave no words is decoded again on its own
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,7 @@ class TimingSettings:
 class MatchSettings:
     min_similarity: float = 0.8
     exact_below_syllables: int = 3
+    word_aligned_below_syllables: int = 3   # shorter phrases must start and end on a word (jieba) boundary
     low_confidence: float = 0.5
 
 
@@ -244,7 +248,7 @@ class ReviewSettings:
 
 @dataclass(frozen=True)
 class Window:
-    """Where a rule looks: seconds from answer (or call start), or the first/last N turns."""
+    """Where a rule looks: seconds from answer, call start or before the end; or the first/last N turns."""
 
     start: str = "call"
     within_s: float | None = None
@@ -259,12 +263,14 @@ class Window:
             if self.skip_first:
                 parts.append(f"after the first {self.skip_first}")
         if self.within_s is not None:
-            parts.append(f"within {self.within_s:g} s of {'answer' if self.start == 'answer' else 'call start'}")
+            anchor = {"answer": "of answer", "call": "of call start", "end": "before the last speech"}[self.start]
+            parts.append(f"within {self.within_s:g} s {anchor}")
         return " ".join(parts) or "the whole call"
 
 
 METRICS = ("rings", "ring_to_answer_s", "longest_hold_wait_s", "longest_dead_air_s", "agent_interruptions",
-           "agent_rate_cps", "agent_level_below_customer_db", "last_speaker")
+           "agent_rate_cps", "agent_level_below_customer_db", "last_speaker", "longest_unacknowledged_s",
+           "holds", "hangup_side")
 
 
 @dataclass(frozen=True)
@@ -283,6 +289,55 @@ class MetricCheck:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """When a rule applies: a timing metric above/below a bound, or a lexicon said by a party."""
+
+    metric: str | None = None
+    above: float | None = None
+    below: float | None = None
+    said: str | None = None          # lexicon name
+    role: str = "customer"
+
+    def describe(self) -> str:
+        if self.said:
+            return f"the {self.role if self.role != 'any' else 'anyone'} says something from {self.said}"
+        bounds = [f"> {self.above:g}" if self.above is not None else "", f"< {self.below:g}" if self.below is not None
+                  else ""]
+        return f"{self.metric} " + " and ".join(b for b in bounds if b)
+
+
+@dataclass(frozen=True)
+class Around:
+    """Judge a rule once per event (a hold): the role's last N turns before it, or the first N after it."""
+
+    event: str = "hold"
+    side: str = "before"
+    turns: int = 1
+    min_duration_s: float = 0.0
+
+    def describe(self) -> str:
+        which = "last" if self.side == "before" else "first"
+        longer = f" longer than {self.min_duration_s:g} s" if self.min_duration_s else ""
+        return f"the {which} {self.turns} turn(s) {self.side} each {self.event}{longer}"
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Only hits after (or before) the first hit of another lexicon count."""
+
+    lexicon: str
+    role: str = "any"
+
+
+@dataclass(frozen=True)
+class RepeatBack:
+    """The agent must repeat back the last ``min_digits`` digits of a number the customer gave."""
+
+    lexicon: str
+    min_digits: int = 4
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     title: str
@@ -296,11 +351,36 @@ class Rule:
     all_of: tuple[str, ...]
     redline_lexicons: tuple[str, ...]
     line: int
-    metric: MetricCheck | None = None
+    metrics: tuple[MetricCheck, ...] = ()
+    enabled: bool = True                 # false: judged and reported (and backtested), never scored
+    n_of: tuple[str, ...] = ()           # at least ``n_of_count`` of these lexicons
+    n_of_count: int = 0
+    exclude: tuple[str, ...] = ()        # a hit overlapping one of these lexicons' hits does not count
+    after: Anchor | None = None
+    before: Anchor | None = None
+    min_count: int = 1                   # present: at least this many hits
+    max_count: int = 0                   # absent: more hits than this fail
+    when: tuple[Condition, ...] = ()     # the rule applies only when all hold; otherwise n/a
+    around: Around | None = None
+    repeat_back: RepeatBack | None = None
+    min_similarity: float | None = None  # overrides matching.min_similarity for this rule (1.0: homophones only)
 
     @property
     def lexicons(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(self.any_of + self.all_of + self.redline_lexicons))
+        """Every lexicon the rule reads."""
+        extra = tuple(c.said for c in self.when if c.said) + self.exclude
+        extra += tuple(a.lexicon for a in (self.after, self.before) if a)
+        extra += (self.repeat_back.lexicon,) if self.repeat_back else ()
+        return tuple(dict.fromkeys(self.any_of + self.all_of + self.n_of + self.redline_lexicons + extra))
+
+    @property
+    def phrase_lexicons(self) -> tuple[str, ...]:
+        """The lexicons whose hits decide the rule."""
+        return tuple(dict.fromkeys(self.any_of + self.all_of + self.n_of + self.redline_lexicons))
+
+    @property
+    def is_phrase_rule(self) -> bool:
+        return bool(self.phrase_lexicons)
 
 
 @dataclass(frozen=True)
@@ -411,6 +491,14 @@ def _load_rule(node: _Node, path: Path, index: int) -> Rule:
     rule_id = section.get("id", str)
     if not re.fullmatch(r"[A-Z]{2,4}-\d+", rule_id):
         raise section.fail("id", f"expected a standard ID such as GRT-1, got {rule_id!r}")
+    n_of, n_of_count = (), 0
+    if section.has("n_of"):
+        n_section = section.section("n_of")
+        n_of_count = n_section.get("n", int, min_value=1)
+        n_of = n_section.str_list("of")
+        n_section.check_unknown()
+        if n_of_count > len(n_of):
+            raise n_section.fail("n", f"n is {n_of_count} but only {len(n_of)} lexicon(s) are listed under of")
     rule = Rule(
         id=rule_id,
         title=section.get("title", str),
@@ -424,13 +512,99 @@ def _load_rule(node: _Node, path: Path, index: int) -> Rule:
         all_of=section.str_list("all_of"),
         redline_lexicons=section.str_list("redline"),
         line=node.line,
-        metric=_load_metric(section.section("metric"), path) if section.has("metric") else None,
+        metrics=_load_metrics(section, path),
+        enabled=section.get("enabled", bool, True),
+        n_of=n_of,
+        n_of_count=n_of_count,
+        exclude=section.str_list("exclude"),
+        after=_load_anchor(section, "after"),
+        before=_load_anchor(section, "before"),
+        min_count=section.get("min_count", int, 1, min_value=1),
+        max_count=section.get("max_count", int, 0, min_value=0),
+        when=_load_conditions(section, path),
+        around=_load_around(section),
+        repeat_back=_load_repeat_back(section),
+        min_similarity=section.get("min_similarity", (float, type(None)), None, min_value=0.5, max_value=1.0),
     )
     section.check_unknown()
-    if not rule.any_of and not rule.all_of and rule.metric is None:
-        raise ConfigError(path, "a rule needs any_of or all_of lexicons, or a metric", line=node.line,
-                          field=f"rules[{index}]")
+    where = f"rules[{index}]"
+    if not rule.is_phrase_rule and not rule.metrics and rule.repeat_back is None:
+        raise ConfigError(path, "a rule needs any_of, all_of or n_of lexicons, a metric or repeat_back",
+                          line=node.line, field=where)
+    if sum(bool(x) for x in (rule.any_of, rule.all_of, rule.n_of)) > 1:
+        raise ConfigError(path, "use one of any_of, all_of or n_of", line=node.line, field=where)
+    if rule.metrics and (rule.is_phrase_rule or rule.repeat_back):
+        raise ConfigError(path, "a metric rule cannot also match phrases", line=node.line, field=where)
+    if rule.around and rule.metrics:
+        raise ConfigError(path, "around needs a phrase rule", line=node.line, field=f"{where}.around")
     return rule
+
+
+def _load_metrics(section: _Section, path: Path) -> tuple[MetricCheck, ...]:
+    node = section.raw("metric")
+    if node is None:
+        return ()
+    items = node.value if isinstance(node.value, list) else [node]
+    name = section._name("metric")
+    if not items:
+        raise ConfigError(path, "expected a metric mapping or a list of them", line=node.line, field=name)
+    return tuple(_load_metric(_Section(path, item, f"{name}[{i}]" if isinstance(node.value, list) else name), path)
+                 for i, item in enumerate(items))
+
+
+def _load_anchor(section: _Section, key: str) -> Anchor | None:
+    if not section.has(key):
+        return None
+    sub = section.section(key)
+    anchor = Anchor(sub.get("lexicon", str), sub.get("role", str, "any", choices=ROLES))
+    sub.check_unknown()
+    return anchor
+
+
+def _load_conditions(section: _Section, path: Path) -> tuple[Condition, ...]:
+    node = section.raw("when")
+    if node is None:
+        return ()
+    items = node.value if isinstance(node.value, list) else [node]
+    out = []
+    for i, item in enumerate(items):
+        sub = _Section(path, item, section._name("when") + (f"[{i}]" if isinstance(node.value, list) else ""))
+        cond = Condition(
+            metric=sub.get("metric", (str, type(None)), None, choices=METRICS + (None,)),
+            above=sub.get("above", (float, type(None)), None),
+            below=sub.get("below", (float, type(None)), None),
+            said=sub.get("said", (str, type(None)), None),
+            role=sub.get("role", str, "customer", choices=ROLES),
+        )
+        sub.check_unknown()
+        if (cond.metric is None) == (cond.said is None):
+            raise ConfigError(path, "a condition needs either metric (with above/below) or said", line=item.line,
+                              field=sub.prefix)
+        if cond.metric is not None and cond.above is None and cond.below is None:
+            raise ConfigError(path, "a metric condition needs above or below", line=item.line, field=sub.prefix)
+        out.append(cond)
+    return tuple(out)
+
+
+def _load_around(section: _Section) -> Around | None:
+    if not section.has("around"):
+        return None
+    sub = section.section("around")
+    around = Around(event=sub.get("event", str, "hold", choices=EVENTS),
+                    side=sub.get("side", str, choices=SIDES),
+                    turns=sub.get("turns", int, 1, min_value=1),
+                    min_duration_s=sub.get("min_duration_s", float, 0.0, min_value=0))
+    sub.check_unknown()
+    return around
+
+
+def _load_repeat_back(section: _Section) -> RepeatBack | None:
+    if not section.has("repeat_back"):
+        return None
+    sub = section.section("repeat_back")
+    value = RepeatBack(sub.get("lexicon", str), sub.get("min_digits", int, 4, min_value=1))
+    sub.check_unknown()
+    return value
 
 
 def _load_metric(section: _Section, path: Path) -> MetricCheck:
@@ -504,7 +678,11 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
     tones.check_unknown()
 
     lex_section = top.section("lexicons", required=True)
-    lex_dir = (path.parent / lex_section.get("dir", str)).resolve()
+    dir_node = lex_section.raw("dir")
+    dirs = dir_node.value if dir_node is not None and isinstance(dir_node.value, list) else [dir_node]
+    if dir_node is None or not dirs or not all(d is not None and isinstance(d.value, str) and d.value for d in dirs):
+        raise lex_section.fail("dir", "expected a folder, or a list of folders searched in order")
+    lex_dirs = [(path.parent / d.value).resolve() for d in dirs]
     lex_section.check_unknown()
 
     rules_node = top.raw("rules")
@@ -542,7 +720,8 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
     for lex_name in sorted(names):
         if not re.fullmatch(r"[a-z0-9_]+", lex_name):
             raise ConfigError(path, f"invalid lexicon name {lex_name!r} (use a-z, 0-9, _)", field="rules")
-        lexicons[lex_name] = load_lexicon(lex_dir / f"{lex_name}.txt", lex_name)
+        found = [d / f"{lex_name}.txt" for d in lex_dirs if (d / f"{lex_name}.txt").is_file()]
+        lexicons[lex_name] = load_lexicon(found[0] if found else lex_dirs[0] / f"{lex_name}.txt", lex_name)
 
     digest = hashlib.sha256(path.read_bytes())
     for lex_name in sorted(lexicons):

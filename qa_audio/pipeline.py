@@ -139,21 +139,40 @@ class Scorer:
     def score_audio(self, audio: Audio) -> CallResult:
         return self.judge(self.analyze(audio))
 
-    def judge(self, analysis: "Analysis") -> CallResult:
-        """Apply this scorer's rulebook to an analysis (fresh, or loaded from the store)."""
+    def judge(self, analysis: "Analysis", *, facts: dict | None = None) -> CallResult:
+        """Apply this scorer's rulebook to an analysis (fresh, or loaded from the store).
+
+        ``facts`` is the call's metadata (e.g. ``hangup_side`` for CLS-3); rules that need a
+        fact the call does not have are n/a.
+        """
         c = self.config
         t0 = time.perf_counter()
         utterances = list(analysis.utterances)
         timing = measure_timing(analysis.acoustics, config=c,
                                 hold_cues_s=hold_cues(c, utterances, matcher=self.matcher),
                                 rates_cps=speaking_rates(utterances))
-        findings = evaluate(c, utterances, matcher=self.matcher, answered=timing.answered, answer_s=timing.answer_s,
-                            timing=timing)
+        turns = utterances + unrecognised_turns(analysis.acoustics, utterances)
+        findings = evaluate(c, turns, matcher=self.matcher, timing=timing, facts=facts)
         score = score_findings(findings, c.scoring)
         stage = dict(analysis.stage_s, rules_s=time.perf_counter() - t0)
         return CallResult(Path(analysis.audio["path"]).stem, dict(analysis.audio), timing, tuple(findings),
                           analysis.utterances, score, self.versions(model=analysis.model), self.settings_record(),
                           stage)
+
+
+def unrecognised_turns(acoustics: "Acoustics", utterances: list[Utterance]) -> list[Utterance]:
+    """Speech regions Whisper returned no words for (a lone 嗯, a mumble), as empty turns.
+
+    The rules still see that the party spoke there: a call whose agent ends on an
+    unrecognised 嗯 has that as its last turn, not the line before it.
+    """
+    out = []
+    for role, regions in acoustics.regions.items():
+        said = [u for u in utterances if u.channel == role]
+        for region in regions:
+            if not any(u.start_s < region.end_s and region.start_s < u.end_s for u in said):
+                out.append(Utterance(role, region.start_s, region.end_s, "", ()))
+    return out
 
 
 def analysis_key(config: Config) -> str:

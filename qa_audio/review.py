@@ -35,7 +35,8 @@ def final_findings(result: dict, reviews: dict) -> list[dict]:
                 if f["status"] == "fail":
                     f.update(status="pass", passed=True, deduction=0.0, redline=False, low_confidence=False)
                 elif f["status"] == "pass":
-                    f.update(status="fail", passed=False, deduction=float(f.get("weight", 0.0)),
+                    f.update(status="fail", passed=False,
+                             deduction=float(f.get("weight", 0.0)) if f.get("enabled", True) else 0.0,
                              low_confidence=False)
             else:
                 f["low_confidence"] = False

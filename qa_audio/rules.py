@@ -1,48 +1,27 @@
-"""Evaluate the rulebook against a transcript: ASR-tolerant phrase matching.
+"""Judge the rulebook on one call: phrase rules, per-hold rules, conditions and timing thresholds.
 
-Whisper turns 工号 into 公号 and 中联融资 into 周联柔自, so a phrase is found in
-three ways, best first: the exact characters; the same fuzzy pinyin syllables
-(a homophone); or, for phrases of ``exact_below_syllables`` syllables or more,
-a pinyin string similarity of at least ``min_similarity``. Every hit keeps the
-ASR words it spans, with their timestamps and probabilities.
+Operators, all data in ``configs/*.yaml`` (see README "Rule operators"): any / all /
+n-of lexicons with exclusions; role; a window from answer, from call start or
+before the end; the first or last N turns; once per hold (the turns before or
+after it); only after or before another lexicon's hit; counts; repeat-back of a
+number the customer gave; thresholds on timing metrics; conditions (``when``)
+under which a rule applies at all. A rule that does not apply is n/a, never a
+pass. Phrase matching itself is in :mod:`qa_audio.matching`.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 
-from rapidfuzz import fuzz
-
-from .config import Config, LexiconEntry, Rule
-from .normalize import TextNormalizer, Unit
+from .config import Condition, Config, Rule
+from .matching import Hit, Prepared, PhraseMatcher, evidence_dict, join_words
 from .transcribe import Utterance
 
+__all__ = ["Finding", "PhraseMatcher", "evaluate", "evaluate_metric", "evidence_dict", "hold_cues", "join_words"]
+
 MAX_EVIDENCE = 3
-
-
-def evidence_dict(start_s: float, end_s: float, channel: str, text: str, **extra) -> dict:
-    """One evidence item of the result contract (extra keys extend it)."""
-    return {"start_s": round(float(start_s), 3), "end_s": round(float(end_s), 3), "channel": channel, "text": text,
-            **extra}
-
-
-@dataclass(frozen=True)
-class Hit:
-    lexicon: str
-    phrase: str
-    how: str                  # "exact", "pinyin", "fuzzy" or "regex"
-    similarity: float
-    channel: str
-    start_s: float
-    end_s: float
-    text: str                 # the utterance the hit is in
-    matched: str              # the words that matched
-    probability: float        # mean ASR probability of the matched words
-    min_probability: float
-
-    def evidence(self) -> dict:
-        return evidence_dict(self.start_s, self.end_s, self.channel, self.text, matched=self.matched,
-                             phrase=self.phrase, lexicon=self.lexicon, how=self.how,
-                             similarity=round(self.similarity, 3), probability=round(self.probability, 3))
+EVENT_EDGE_S = 0.5      # an utterance ending this close after a hold's start still counts as before it
 
 
 @dataclass(frozen=True)
@@ -63,174 +42,257 @@ class Finding:
         return {"rule": self.rule.id, "passed": self.passed, "deduction": self.deduction,
                 "evidence": list(self.evidence), "status": self.status, "title": self.rule.title,
                 "severity": self.rule.severity, "weight": self.rule.weight, "redline": self.redline,
-                "low_confidence": self.low_confidence, "detail": self.detail}
+                "low_confidence": self.low_confidence, "detail": self.detail, "enabled": self.rule.enabled}
 
 
-def _needs_space(before: str, after: str) -> bool:
-    """Latin words and numbers are separated by a space; Han characters are not."""
-    return bool(before) and before[-1].isascii() and before[-1].isalnum() and after[:1].isascii() \
-        and after[:1].isalnum()
+def _na(rule: Rule, detail: str) -> Finding:
+    return Finding(rule, "n/a", 0.0, False, False, detail)
 
 
-def join_words(texts: list[str]) -> str:
-    """Join ASR word texts: no space between Han characters, one between latin words."""
-    out = ""
-    for text in texts:
-        out += (" " if _needs_space(out, text) else "") + text
-    return out
+def _fail(rule: Rule, detail: str, evidence=(), *, redline: bool = False, low_confidence: bool = False) -> Finding:
+    """A failure; a disabled rule (``enabled: false``) is reported but deducts nothing."""
+    if not rule.enabled:
+        return Finding(rule, "fail", 0.0, False, False, f"{detail} (rule disabled: not scored)", tuple(evidence))
+    return Finding(rule, "fail", rule.weight, redline or rule.severity == "redline", low_confidence, detail,
+                   tuple(evidence))
 
 
 @dataclass(frozen=True)
-class _Prepared:
-    utterance: Utterance
-    text: str
-    units: tuple[Unit, ...]
-    word_of_char: tuple[int, ...]
+class CallView:
+    """What the rules see of one call: prepared utterances in time order, timing and call metadata."""
+
+    preps: tuple[Prepared, ...]
+    timing: object | None
+    facts: dict
+
+    @property
+    def answer_s(self) -> float:
+        return (self.timing.answer_s if self.timing is not None and self.timing.answer_s is not None
+                else (self.preps[0].utterance.start_s if self.preps else 0.0))
+
+    def by_role(self, role: str) -> list[Prepared]:
+        return [p for p in self.preps if role == "any" or p.utterance.channel in (role, "mixed")]
 
 
-class PhraseMatcher:
-    """Finds lexicon phrases in utterances; built once per config."""
-
-    def __init__(self, config: Config, normalizer: TextNormalizer | None = None):
-        self.config = config
-        self.settings = config.matching
-        self.normalizer = normalizer or TextNormalizer()
-        self._phrases: dict[str, list[tuple[LexiconEntry, str, tuple[str, ...]]]] = {}
-        for name, lexicon in config.lexicons.items():
-            prepared = []
-            for entry in lexicon.entries:
-                if entry.regex is not None:
-                    prepared.append((entry, entry.text, ()))
-                    continue
-                canonical = self.normalizer.canonical(entry.text)
-                prepared.append((entry, canonical, tuple(u.syllable for u in self.normalizer.units(canonical))))
-            self._phrases[name] = prepared
-
-    def prepare(self, utterance: Utterance) -> _Prepared:
-        """Normalise an utterance once, keeping which ASR word each character came from."""
-        raw_chars: list[str] = []
-        word_of_raw: list[int] = []
-        for i, word in enumerate(utterance.words):
-            text = (" " if _needs_space("".join(raw_chars[-1:]), word.text) else "") + word.text
-            raw_chars.extend(text)
-            word_of_raw.extend([i] * len(text))
-        numbered, idx1 = self.normalizer.numbers_mapped("".join(raw_chars))
-        text, idx2 = self.normalizer.matchable_mapped(numbered)
-        word_of_char = tuple(word_of_raw[idx1[j]] for j in idx2)
-        return _Prepared(utterance, text, tuple(self.normalizer.units(text)), word_of_char)
-
-    def _hit(self, prep: _Prepared, lexicon: str, phrase: str, how: str, similarity: float,
-             start_char: int, end_char: int) -> Hit:
-        first, last = prep.word_of_char[start_char], prep.word_of_char[max(start_char, end_char - 1)]
-        words = prep.utterance.words[first: last + 1]
-        probs = [w.probability for w in words] or [1.0]
-        return Hit(lexicon, phrase, how, similarity, prep.utterance.channel, words[0].start_s, words[-1].end_s,
-                   prep.utterance.text, join_words([w.text for w in words]), sum(probs) / len(probs), min(probs))
-
-    def find(self, prep: _Prepared, lexicon: str) -> list[Hit]:
-        """Best hit of each phrase of ``lexicon`` in a prepared utterance."""
-        if not prep.text:
-            return []
-        hits = []
-        syllables = [u.syllable for u in prep.units]
-        for entry, canonical, phrase_syl in self._phrases[lexicon]:
-            if entry.regex is not None:
-                m = entry.regex.search(prep.text)
-                if m and m.end() > m.start():
-                    hits.append(self._hit(prep, lexicon, entry.text, "regex", 1.0, m.start(), m.end()))
-                continue
-            at = prep.text.find(canonical)
-            if at >= 0:
-                hits.append(self._hit(prep, lexicon, entry.text, "exact", 1.0, at, at + len(canonical)))
-                continue
-            best = self._best_window(syllables, phrase_syl)
-            if best is None:
-                continue
-            similarity, i, j = best
-            how = "pinyin" if similarity >= 1.0 else "fuzzy"
-            hits.append(self._hit(prep, lexicon, entry.text, how, similarity,
-                                  prep.units[i].start, prep.units[j - 1].end))
-        return hits
-
-    def _best_window(self, syllables: list[str], phrase: tuple[str, ...]) -> tuple[float, int, int] | None:
-        m = len(phrase)
-        if m == 0 or not syllables:
-            return None
-        for i in range(len(syllables) - m + 1):
-            if tuple(syllables[i:i + m]) == phrase:
-                return 1.0, i, i + m
-        if m < self.settings.exact_below_syllables:
-            return None
-        target = " ".join(phrase)
-        best: tuple[float, int, int] | None = None
-        for length in (m, m - 1, m + 1):
-            if length < 1 or length > len(syllables):
-                continue
-            for i in range(len(syllables) - length + 1):
-                score = fuzz.ratio(" ".join(syllables[i:i + length]), target) / 100.0
-                if score >= self.settings.min_similarity and (best is None or score > best[0]):
-                    best = (score, i, i + length)
-        return best
-
-
-def _scope(rule: Rule, preps: list[_Prepared], answer_s: float | None) -> list[_Prepared]:
-    role = [p for p in preps if rule.role == "any" or p.utterance.channel in (rule.role, "mixed")]
+def _window(rule: Rule, preps: list[Prepared], view: CallView) -> list[Prepared]:
     window = rule.window
-    role = role[window.skip_first:]
+    scope = preps[window.skip_first:]
     if window.turns == "first":
-        role = role[: window.n]
+        scope = scope[: window.n]
     elif window.turns == "last":
-        role = role[-window.n:]
+        scope = scope[-window.n:]
     if window.within_s is not None:
-        anchor = (answer_s or 0.0) if window.start == "answer" else 0.0
-        role = [p for p in role if p.utterance.start_s < anchor + window.within_s and p.utterance.end_s > anchor]
-    return role
+        if window.start == "end":
+            last = max((p.utterance.end_s for p in view.preps), default=0.0)
+            scope = [p for p in scope if p.utterance.end_s > last - window.within_s]
+        else:
+            anchor = view.answer_s if window.start == "answer" else 0.0
+            scope = [p for p in scope if p.utterance.start_s < anchor + window.within_s and p.utterance.end_s > anchor]
+    return scope
 
 
-def _utterance_evidence(preps: list[_Prepared]) -> tuple[dict, ...]:
-    return tuple(evidence_dict(p.utterance.start_s, p.utterance.end_s, p.utterance.channel, p.utterance.text)
-                 for p in preps[:MAX_EVIDENCE])
+UNRECOGNISED = "(speech, no words recognised)"
 
 
-def evaluate_rule(rule: Rule, preps: list[_Prepared], *, matcher: PhraseMatcher, answered: bool | None,
-                  answer_s: float | None) -> Finding:
-    """Judge one rule on one call's transcript."""
-    low = matcher.settings.low_confidence
-    if answered is False:
-        return Finding(rule, "n/a", 0.0, False, False, "the call was not answered")
-    scope = _scope(rule, preps, answer_s)
-    where = rule.window.describe()
-    if rule.expect == "absent":
-        names = rule.lexicons
-        hits = [h for u in scope for name in names for h in matcher.find(u, name)]
-        if not hits:
-            return Finding(rule, "pass", 0.0, False, False, f"none of {', '.join(names)} in {where}")
-        hits.sort(key=lambda h: h.start_s)
-        redline = any(h.lexicon in rule.redline_lexicons for h in hits)
-        lowconf = all(h.min_probability < low for h in hits)
-        said = "; ".join(f"{h.matched!r} ~ {h.phrase!r} ({h.how})" for h in hits[:MAX_EVIDENCE])
-        return Finding(rule, "fail", rule.weight, redline, lowconf, f"said {said}",
-                       tuple(h.evidence() for h in hits))
-    if not scope:
-        return Finding(rule, "fail", rule.weight, False, False, f"no {rule.role} speech in {where}")
+def _utterance_evidence(preps: list[Prepared], *, latest_first: bool = False) -> tuple[dict, ...]:
+    chosen = list(reversed(preps))[:MAX_EVIDENCE] if latest_first else preps[:MAX_EVIDENCE]
+    return tuple(evidence_dict(p.utterance.start_s, p.utterance.end_s, p.utterance.channel,
+                               p.utterance.text or UNRECOGNISED) for p in sorted(chosen, key=lambda p: p.utterance.start_s))
+
+
+def _distinct(hits: list[Hit]) -> list[Hit]:
+    """Hits in time order, one per stretch of speech (two phrases matching the same words count once)."""
+    out: list[Hit] = []
+    for hit in sorted(hits, key=lambda h: (h.start_s, -(h.end_s - h.start_s))):
+        if out and hit.start_s < out[-1].end_s and hit.channel == out[-1].channel:
+            continue
+        out.append(hit)
+    return out
+
+
+def _hits(rule: Rule, scope: list[Prepared], view: CallView, matcher: PhraseMatcher) -> dict[str, list[Hit]]:
+    """Each deciding lexicon's hits in scope, after exclusions and before/after anchors."""
+    low_s, high_s = float("-inf"), float("inf")
+    if rule.after is not None:
+        anchor = _first_hit(view.by_role(rule.after.role), rule.after.lexicon, matcher)
+        low_s = anchor.end_s - EVENT_EDGE_S if anchor else float("inf")      # never said: nothing is after
+    if rule.before is not None:
+        anchor = _first_hit(view.by_role(rule.before.role), rule.before.lexicon, matcher)
+        high_s = anchor.start_s + EVENT_EDGE_S if anchor else float("inf")   # never said: everything is before
     found: dict[str, list[Hit]] = {}
-    for name in rule.lexicons:
-        found[name] = [h for u in scope for h in matcher.find(u, name)]
+    for name in rule.phrase_lexicons:
+        hits = []
+        for prep in scope:
+            # exclusions are specific phrases: exact or homophone only, never fuzzy
+            excluded = [h for ex in rule.exclude for h in matcher.find(prep, ex, min_similarity=1.0)]
+            for hit in matcher.find(prep, name, min_similarity=rule.min_similarity):
+                if any(e.start_s < hit.end_s and hit.start_s < e.end_s for e in excluded):
+                    continue
+                if hit.start_s >= low_s and hit.start_s <= high_s:
+                    hits.append(hit)
+        found[name] = hits
+    return found
+
+
+def _first_hit(preps: list[Prepared], lexicon: str, matcher: PhraseMatcher) -> Hit | None:
+    for prep in preps:
+        hits = matcher.find(prep, lexicon)
+        if hits:
+            return min(hits, key=lambda h: h.start_s)
+    return None
+
+
+def _judge_present(rule: Rule, found: dict[str, list[Hit]], scope: list[Prepared], where: str
+                   ) -> tuple[bool, str, tuple[dict, ...]]:
     if rule.all_of:
         missing = [n for n in rule.all_of if not found[n]]
-        ok = not missing
-        detail = f"all of {', '.join(rule.all_of)} in {where}" if ok else f"missing {', '.join(missing)} in {where}"
+        ok, detail = not missing, (f"all of {', '.join(rule.all_of)} in {where}" if not missing
+                                   else f"missing {', '.join(missing)} in {where}")
+    elif rule.n_of:
+        have = [n for n in rule.n_of if found[n]]
+        ok = len(have) >= rule.n_of_count
+        detail = f"{len(have)} of {', '.join(rule.n_of)} in {where} (needs {rule.n_of_count})"
     else:
         ok = any(found[n] for n in rule.any_of)
         detail = f"{'found' if ok else 'missing'} {' / '.join(rule.any_of)} in {where}"
+    if ok and rule.min_count > 1:
+        count = len(_distinct([h for hits in found.values() for h in hits]))
+        ok = count >= rule.min_count
+        detail += f"; {count} hit(s), needs {rule.min_count}"
     if ok:
-        hits = sorted((min(v, key=lambda h: h.start_s) for v in found.values() if v), key=lambda h: h.start_s)
-        return Finding(rule, "pass", 0.0, False, False, detail, tuple(h.evidence() for h in hits))
-    return Finding(rule, "fail", rule.weight, False, False, detail, _utterance_evidence(scope))
+        firsts = sorted((min(v, key=lambda h: h.start_s) for v in found.values() if v), key=lambda h: h.start_s)
+        return True, detail, tuple(h.evidence() for h in firsts)
+    return False, detail, _utterance_evidence(scope, latest_first=rule.window.turns == "last")
 
 
-def _metric_value(name: str, timing) -> tuple[object, list[dict]]:
+def _phrase_finding(rule: Rule, scope: list[Prepared], view: CallView, matcher: PhraseMatcher,
+                    where: str) -> Finding:
+    found = _hits(rule, scope, view, matcher)
+    if rule.expect == "absent":
+        hits = _distinct([h for hits in found.values() for h in hits])
+        if len(hits) <= rule.max_count:
+            allowed = f" ({len(hits)} allowed up to {rule.max_count})" if hits else ""
+            return Finding(rule, "pass", 0.0, False, False,
+                           f"none of {', '.join(rule.phrase_lexicons)} in {where}" if not hits
+                           else f"{len(hits)} hit(s) in {where}{allowed}")
+        redline = any(h.lexicon in rule.redline_lexicons for h in hits)
+        lowconf = all(h.min_probability < matcher.settings.low_confidence for h in hits)
+        said = "; ".join(f"{h.matched!r} ~ {h.phrase!r} ({h.how})" for h in hits[:MAX_EVIDENCE])
+        return _fail(rule, f"said {said}", [h.evidence() for h in hits], redline=redline, low_confidence=lowconf)
+    if not scope:
+        return _fail(rule, f"no {rule.role} speech in {where}")
+    if rule.after is not None:        # a missing phrase is shown where it was due: after the anchor
+        anchor = _first_hit(view.by_role(rule.after.role), rule.after.lexicon, matcher)
+        scope_shown = [p for p in scope if anchor is None or p.utterance.start_s >= anchor.start_s]
+    else:
+        scope_shown = scope
+    ok, detail, evidence = _judge_present(rule, found, scope_shown or scope, where)
+    if ok:
+        return Finding(rule, "pass", 0.0, False, False, detail, evidence)
+    return _fail(rule, detail, evidence)
+
+
+def _per_hold(rule: Rule, view: CallView, matcher: PhraseMatcher) -> Finding:
+    """Judge the rule on the turns before (or after) each hold; it fails if it fails at any hold."""
+    around = rule.around
+    holds = [h for h in (view.timing.holds if view.timing is not None else ())
+             if h.end_s - h.start_s > around.min_duration_s]
+    if not holds:
+        longer = f" longer than {around.min_duration_s:g} s" if around.min_duration_s else ""
+        return _na(rule, f"no hold{longer} on this call")
+    role = view.by_role(rule.role)
+    failures, passes = [], []
+    for hold in holds:
+        if around.side == "before":
+            scope = [p for p in role if p.utterance.end_s <= hold.start_s + EVENT_EDGE_S][-around.turns:]
+        else:
+            scope = [p for p in role if p.utterance.start_s >= hold.end_s - EVENT_EDGE_S][: around.turns]
+        where = f"the {rule.role}'s {'last' if around.side == 'before' else 'first'} {around.turns} turn(s) " \
+                f"{around.side} the hold at {hold.start_s:.0f}-{hold.end_s:.0f} s"
+        finding = _phrase_finding(rule, scope, view, matcher, where)
+        if finding.status == "fail" and not scope:
+            finding = Finding(rule, "fail", finding.deduction, finding.redline, False, finding.detail,
+                              (evidence_dict(hold.start_s, hold.end_s, "both", f"hold {hold.start_s:.0f}-"
+                                             f"{hold.end_s:.0f} s"),))
+        (failures if finding.status == "fail" else passes).append(finding)
+    if not failures:
+        return Finding(rule, "pass", 0.0, False, False,
+                       f"{len(holds)} hold(s): " + "; ".join(f.detail for f in passes),
+                       tuple(e for f in passes for e in f.evidence)[:MAX_EVIDENCE])
+    first = failures[0]
+    detail = f"{len(failures)} of {len(holds)} hold(s) fail: " + "; ".join(f.detail for f in failures)
+    return _fail(rule, detail, [e for f in failures for e in f.evidence][:MAX_EVIDENCE], redline=first.redline,
+                 low_confidence=all(f.low_confidence for f in failures))
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _shared_digits(a: str, b: str) -> int:
+    """Length of the longest run of digits two numbers share (ASR drops or splits digits on both sides)."""
+    match = SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b))
+    return match.size
+
+
+def _repeat_back(rule: Rule, view: CallView, matcher: PhraseMatcher) -> Finding:
+    """The agent repeats back a number the customer gave: a later agent turn shares a run of at least
+    ``min_digits`` of its digits (so one misheard or dropped digit on either side does not fail it)."""
+    spec = rule.repeat_back
+    given = [(p, h) for p in view.by_role("customer") for h in matcher.find(p, spec.lexicon)]
+    given = [(p, h, "".join(_DIGITS.findall(matcher.normalizer.display(h.matched)))) for p, h in given]
+    given = [(p, h, d) for p, h, d in given if len(d) >= spec.min_digits]
+    if not given:
+        return _na(rule, f"the customer gave no number ({spec.lexicon})")
+    agent = view.by_role(rule.role)
+    missed = []
+    for prep, hit, digits in given:
+        later = ["".join(_DIGITS.findall(p.text)) for p in agent if p.utterance.start_s >= hit.start_s]
+        if not any(_shared_digits(digits, said) >= spec.min_digits for said in later if said):
+            missed.append((prep, hit, digits))
+    if not missed:
+        return Finding(rule, "pass", 0.0, False, False,
+                       f"the {rule.role} repeated back {len(given)} number(s) the customer gave")
+    detail = "; ".join(f"no {rule.role} turn after {h.start_s:.0f} s repeats {spec.min_digits}+ digits of "
+                       f"…{d[-spec.min_digits:]}" for _, h, d in missed)
+    return _fail(rule, detail, [h.evidence() for _, h, _ in missed])
+
+
+def _condition_met(cond: Condition, view: CallView, matcher: PhraseMatcher) -> bool | None:
+    if cond.said is not None:
+        return _first_hit(view.by_role(cond.role), cond.said, matcher) is not None
+    value, _ = _metric_value(cond.metric, view.timing, view.facts)
+    if value is None:
+        return None
+    return (cond.above is None or value > cond.above) and (cond.below is None or value < cond.below)
+
+
+def evaluate_rule(rule: Rule, view: CallView, *, matcher: PhraseMatcher) -> Finding:
+    """Judge one rule on one call."""
+    if view.timing is not None and view.timing.answered is False:
+        return _na(rule, "the call was not answered")
+    for cond in rule.when:
+        met = _condition_met(cond, view, matcher)
+        if met is None:
+            return _na(rule, f"applies only when {cond.describe()}: cannot be measured on this call")
+        if not met:
+            return _na(rule, f"applies only when {cond.describe()}")
+    if rule.metrics:
+        return evaluate_metric(rule, view.timing, view.facts)
+    if rule.repeat_back is not None:
+        return _repeat_back(rule, view, matcher)
+    if rule.around is not None:
+        return _per_hold(rule, view, matcher)
+    scope = _window(rule, view.by_role(rule.role), view)
+    return _phrase_finding(rule, scope, view, matcher, rule.window.describe())
+
+
+def _metric_value(name: str, timing, facts: dict | None = None) -> tuple[object, list[dict]]:
     """The value of a timing metric and the spans that show it (None when it cannot be measured)."""
+    if name == "hangup_side":
+        side = (facts or {}).get("hangup_side") or None
+        return side, [evidence_dict(0.0, 0.0, "both", f"{side} hung up first (call metadata)")] if side else []
+    if timing is None:
+        return None, []
     t, talk = timing, timing.talk
 
     def ev(start, end, text, channel="both"):
@@ -267,35 +329,99 @@ def _metric_value(name: str, timing) -> tuple[object, list[dict]]:
         if a is None or c is None:
             return None, []
         return c - a, [ev(0.0, 0.0, f"agent {a:.0f} dBFS, customer {c:.0f} dBFS", "agent")]
+    if name == "holds":
+        return len(t.holds), [ev(h.start_s, h.end_s, f"hold {h.end_s - h.start_s:.0f} s") for h in t.holds]
+    if name == "longest_unacknowledged_s":
+        value = talk.get("longest_unacknowledged_s")
+        spans = talk.get("unacknowledged") or []
+        return value, [ev(a, b, f"customer spoke {b - a:.0f} s with no acknowledgement", "customer")
+                       for a, b in spans]
     if name == "last_speaker":
         value = talk.get("last_speaker")
         return value, []
     raise ValueError(name)
 
 
-def evaluate_metric(rule: Rule, timing) -> Finding:
-    check = rule.metric
+def evaluate_metric(rule: Rule, timing, facts: dict | None = None) -> Finding:
+    """Thresholds on timing metrics (or call metadata): the rule fails when any check fails."""
     if timing is None or timing.answered is False:
-        return Finding(rule, "n/a", 0.0, False, False, "the call was not answered")
-    value, evidence = _metric_value(check.name, timing)
-    if value is None:
-        return Finding(rule, "n/a", 0.0, False, False, f"{check.name} cannot be measured on this call")
-    failed = ((check.max is not None and value > check.max) or (check.min is not None and value < check.min)
-              or (check.equals is not None and value != check.equals))
-    shown = f"{value:.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
-    detail = f"{check.name} = {shown} (expected {check.describe()})"
+        return _na(rule, "the call was not answered")
+    details, evidence, failed = [], [], False
+    for check in rule.metrics:
+        value, shown_by = _metric_value(check.name, timing, facts)
+        if value is None:
+            return _na(rule, f"{check.name} cannot be measured on this call")
+        bad = ((check.max is not None and value > check.max) or (check.min is not None and value < check.min)
+               or (check.equals is not None and value != check.equals))
+        shown = f"{value:.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+        details.append(f"{check.name} = {shown} (expected {check.describe()})")
+        if bad:
+            failed = True
+            evidence += shown_by
+    detail = "; ".join(details)
     if not failed:
         return Finding(rule, "pass", 0.0, False, False, detail)
-    return Finding(rule, "fail", rule.weight, rule.severity == "redline", False, detail,
-                   tuple(evidence[:MAX_EVIDENCE]))
+    return _fail(rule, detail, evidence[:MAX_EVIDENCE])
 
 
-def evaluate(config: Config, utterances: list[Utterance], *, matcher: PhraseMatcher, answered: bool | None,
-             answer_s: float | None, timing=None) -> list[Finding]:
-    preps = [matcher.prepare(u) for u in sorted(utterances, key=lambda u: u.start_s)]
-    return [evaluate_metric(rule, timing) if rule.metric is not None
-            else evaluate_rule(rule, preps, matcher=matcher, answered=answered, answer_s=answer_s)
-            for rule in config.rules]
+def evaluate(config: Config, utterances: list[Utterance], *, matcher: PhraseMatcher, timing=None,
+             facts: dict | None = None) -> list[Finding]:
+    """Every rule of the rulebook on one call. ``facts`` is the call's metadata (e.g. ``hangup_side``)."""
+    preps = tuple(matcher.prepare(u) for u in sorted(utterances, key=lambda u: u.start_s))
+    view = CallView(preps, timing, dict(facts or {}))
+    return [evaluate_rule(rule, view, matcher=matcher) for rule in config.rules]
+
+
+def explain(rule: Rule, config: Config) -> str:
+    """What a rule checks, in plain words, with its thresholds and phrase lists."""
+    lines = [f"{rule.id}: {rule.title}", f"  source: {rule.source or '-'}"]
+    if not rule.enabled:
+        lines.append("  DISABLED: judged and reported (and backtested), never scored")
+    for cond in rule.when:
+        lines.append(f"  applies only when {cond.describe()}; otherwise n/a")
+    if rule.metrics:
+        lines.append("  measured from the audio: " + "; ".join(c.describe() for c in rule.metrics)
+                     + " (n/a when it cannot be measured)")
+    elif rule.repeat_back is not None:
+        rb = rule.repeat_back
+        lines.append(f"  after the customer gives a number ({rb.lexicon}), a later {rule.role} turn must repeat its "
+                     f"last {rb.min_digits} digits")
+    else:
+        verb = "must say" if rule.expect == "present" else "must not say"
+        if rule.all_of:
+            groups = "all of: " + ", ".join(rule.all_of)
+        elif rule.n_of:
+            groups = f"at least {rule.n_of_count} of: " + ", ".join(rule.n_of)
+        else:
+            groups = "any of: " + ", ".join(rule.any_of + tuple(n for n in rule.redline_lexicons
+                                                                 if n not in rule.any_of))
+        lines.append(f"  the {rule.role} {verb} {groups}")
+        where = rule.around.describe() if rule.around else rule.window.describe()
+        lines.append(f"  where: {where}" + (" (n/a when there is none)" if rule.around else ""))
+        if rule.after:
+            lines.append(f"  only after the {rule.after.role} first says something from {rule.after.lexicon}")
+        if rule.before:
+            lines.append(f"  only before the {rule.before.role} first says something from {rule.before.lexicon}")
+        if rule.exclude:
+            lines.append(f"  a hit overlapping {', '.join(rule.exclude)} does not count")
+        if rule.expect == "absent" and rule.max_count:
+            lines.append(f"  up to {rule.max_count} hit(s) allowed")
+        if rule.expect == "present" and rule.min_count > 1:
+            lines.append(f"  needs at least {rule.min_count} hits")
+    lines.append(f"  weight {rule.weight:g}, severity {rule.severity}"
+                 + (" (a failure fails the call outright)" if rule.severity == "redline" else ""))
+    if rule.redline_lexicons:
+        lines.append(f"  red line (fails the call outright): {', '.join(rule.redline_lexicons)}")
+    for name in rule.lexicons:
+        lex = config.lexicons[name]
+        lines.append(f"  {name} ({lex.path}): " + " | ".join(e.text for e in lex.entries))
+    if rule.lexicons:
+        m = config.matching
+        lines.append(f"  matching: exact, homophone (same pinyin), or pinyin similarity ≥ {m.min_similarity:g} "
+                     f"for phrases of {m.exact_below_syllables}+ syllables; phrases under "
+                     f"{m.word_aligned_below_syllables} syllables only on word boundaries; a hit with ASR word "
+                     f"probability < {m.low_confidence:g} makes the verdict review")
+    return "\n".join(lines)
 
 
 def hold_cues(config: Config, utterances: list[Utterance], *, matcher: PhraseMatcher) -> list[float]:

@@ -7,6 +7,13 @@ ROWS = (("ring", "#"), ("agent", "="), ("customer", "="), ("mixed", "="), ("hold
         ("dead air", "."))
 
 
+
+def finding_mark(finding: dict) -> str:
+    """The four-letter status shown for a finding; a disabled (shadow) rule's failure shows as "off"."""
+    if finding["status"] == "fail" and finding.get("enabled") is False:
+        return "off "
+    return {"pass": "ok  ", "fail": "FAIL", "n/a": "n/a "}[finding["status"]]
+
 def fmt_clock(value) -> str:
     if value is None:
         return "–"
@@ -72,7 +79,7 @@ def render_call(call: StoredCall, *, mask=None) -> str:
         lines.append(f"  {fmt_clock(u['start_s']):>7}-{fmt_clock(u['end_s']):<7} {u['channel']:<8} {mask(u['text'])}")
     lines += ["", "findings"]
     for f in r["findings"]:
-        mark = {"pass": "ok  ", "fail": "FAIL", "n/a": "n/a "}[f["status"]]
+        mark = finding_mark(f)
         extra = f" -{f['deduction']:g}" if f["deduction"] else ""
         flags = (" RED-LINE" if f.get("redline") else "") + (" (low ASR confidence)" if f.get("low_confidence") else "")
         lines.append(f"  [{mark}] {f['rule']:<6} {f.get('title', '')}{extra}{flags}")

@@ -183,8 +183,22 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
     else:
         talk["overtalk_s"] = None
     talk["dead_air_s"] = _r(sum(d.duration_s for d in dead_air))
+    if stereo:
+        longest = longest_unacknowledged(customer or [], agent or [], turn_gap_s=settings.turn_gap_s)
+        talk["longest_unacknowledged_s"] = _r(longest.duration_s) if longest else 0.0
+        talk["unacknowledged"] = [[_r(longest.start_s), _r(longest.end_s)]] if longest else []
     return Timing(answered, rings, ring_to_answer, answer_s, tuple(holds),
                   None if interruptions is None else tuple(interruptions), tuple(dead_air), talk, settings)
+
+
+def longest_unacknowledged(customer: list[Span], agent: list[Span], *, turn_gap_s: float) -> Span | None:
+    """The longest stretch of a customer turn with no agent speech at all (not even 嗯/对) (LST-2)."""
+    best: Span | None = None
+    for turn in merge(customer, gap_s=turn_gap_s):
+        for quiet in gaps(agent, start_s=turn.start_s, end_s=turn.end_s):
+            if best is None or quiet.duration_s > best.duration_s:
+                best = quiet
+    return best
 
 
 def speaking_rates(utterances) -> dict[str, float | None]:

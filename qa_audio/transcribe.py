@@ -122,6 +122,20 @@ def transcribe_channel(model, samples: np.ndarray, regions: list[Span] | tuple[S
                 piece = pieces[_piece_for((w.start + w.end) / 2, pieces)]
                 start, end = _to_call_time(w.start, piece), _to_call_time(w.end, piece)
                 per_region[index_of[piece.source]].append(Word(start, max(end, start), text, float(w.probability)))
+    # Whisper sometimes drops a short region packed among others (a final 感谢您的来电，再见): a region
+    # long enough to hold words but with none gets one more decode on its own
+    if settings.retry_unrecognised_min_s > 0:
+        for i, region in enumerate(regions):
+            if per_region[i] or region.duration_s < settings.retry_unrecognised_min_s:
+                continue
+            piece = Piece(0.0, region)
+            segments, _info = model.transcribe(_window_audio(samples, [piece], rate_hz), **options)
+            for segment in segments:
+                for w in segment.words or ():
+                    text = normalizer.simplify(w.word.strip())
+                    if text:
+                        start, end = _to_call_time(w.start, piece), _to_call_time(w.end, piece)
+                        per_region[i].append(Word(start, max(end, start), text, float(w.probability)))
     utterances = []
     for region, words in zip(regions, per_region):
         if not words:

@@ -109,8 +109,12 @@ def test_batch_scores_every_call_and_records_every_error(first_run):
         n_rules, n_rules)
     assert rows(db, "SELECT COUNT(*) FROM timing")[0][0] == 3
     assert rows(db, "SELECT COUNT(DISTINCT analysis_id) FROM segments")[0][0] == 3
-    scores = rows(db, "SELECT score, verdict FROM results")
-    assert scores == [(75.0, "fail")] * 3
+    scores = dict(rows(db, "SELECT c.call_id, r.score FROM calls c JOIN results r ON r.id = c.current_result_id"))
+    assert scores == {"20261103-091500_A1023_inbound": 75.0, "call_b": 75.0, "call_c": 70.0}   # call_c: the CSV says the agent hung up
+    cls3 = json.loads(rows(db, "SELECT r.result_json FROM calls c JOIN results r ON r.id = c.current_result_id"
+                               " WHERE c.call_id = 'call_c'")[0][0])
+    cls3 = next(f for f in cls3["findings"] if f["rule"] == "CLS-3")
+    assert cls3["status"] == "fail" and "agent hung up first" in cls3["evidence"][0]["text"]
     # one JSON file per call, in the result contract, with the metadata beside it
     files = sorted((work / "json").glob("*.json"))
     assert len(files) == 3
@@ -167,7 +171,7 @@ def test_rescore_after_a_rulebook_change_updates_scores_without_asr(first_run, s
     path = tmp_path / "configs" / "default.yaml"
     text = path.read_text(encoding="utf-8")
     assert "weight: 15" in text
-    path.write_text(text.replace('version: "2026.11-1"', 'version: "2026.11-2"').replace("weight: 15", "weight: 20", 1),
+    path.write_text(text.replace('version: "2026.11-2"', 'version: "2026.11-3"').replace("weight: 15", "weight: 20", 1),
                     encoding="utf-8")
     changed = load_config(path)
     _, work, _ = first_run
@@ -175,8 +179,10 @@ def test_rescore_after_a_rulebook_change_updates_scores_without_asr(first_run, s
     summary = run_batch(None, db=db, config=changed, rescore=True, progress=quiet_progress(),
                         scorer=Scorer(changed, model=NoASR(), model_info=scorer._model_info))
     assert (summary.rescored, summary.scored, summary.failed) == (3, 0, 0)
-    current = rows(db, "SELECT r.score, r.rulebook FROM calls c JOIN results r ON r.id = c.current_result_id")
-    assert current == [(70.0, changed.rulebook)] * 3             # GRT-1 now costs 20, not 15
+    current = rows(db, "SELECT c.call_id, r.score, r.rulebook FROM calls c JOIN results r"
+                       " ON r.id = c.current_result_id ORDER BY c.call_id")
+    assert current == [("20261103-091500_A1023_inbound", 70.0, changed.rulebook), ("call_b", 70.0, changed.rulebook),
+                       ("call_c", 65.0, changed.rulebook)]      # GRT-1 now costs 20, not 15 (call_c: CLS-3 too)
     assert rows(db, "SELECT COUNT(*) FROM results")[0][0] == 6   # the old results are kept
     # rescoring again with the same rulebook does nothing
     again = run_batch(None, db=db, config=changed, rescore=True, progress=quiet_progress(),

@@ -52,7 +52,7 @@ def test_bad_config_is_a_clean_one_line_error(tmp_path):
     proc = run("score", str(SAMPLES / "compliant.wav"), "--config", str(bad))
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0
-    assert "bad.yaml:" in proc.stderr and "rules[0].weight" in proc.stderr and "Traceback" not in proc.stderr
+    assert "bad.yaml:" in proc.stderr and "rules[2].weight" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_rules_check_and_explain():

@@ -1,6 +1,7 @@
 """Config and lexicon validation: errors name the file, the line and the field."""
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -24,17 +25,32 @@ def line_of(text, needle):
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
-def test_default_config_encodes_the_first_rules(config):
-    assert {r.id for r in config.rules} >= {"GRT-1", "GRT-2", "BAN-1", "CLS-1", "CLS-2"}
-    assert config.rulebook.startswith("2026.11-1+")
+def test_default_config_encodes_every_standard(config):
+    standards = (ROOT.parent / "shared" / "standards.md").read_text(encoding="utf-8")
+    ids = set(re.findall(r"^\| ([A-Z]{3}-\d) \|", standards, flags=re.M))
+    assert len(ids) == 21
+    assert {r.id for r in config.rules} == ids - {"PRV-1"}       # PRV-1 is the privacy section, not a deduction
+    assert config.privacy.mask_in == "display"
+    assert config.rulebook.startswith("2026.11-2+")
 
 
 @pytest.mark.parametrize("old,new,field,message", [
-    ("weight: 15", "weight: heavy", "rules[0].weight", "expected float"),
-    ("severity: major", "severity: fatal", "rules[0].severity", "expected one of"),
-    ("    expect: absent", "    expect: absent\n    colour: red", "rules[2].colour", "unknown field"),
+    ("weight: 15", "weight: heavy", "rules[2].weight", "expected float"),
+    ("severity: major", "severity: fatal", "rules[2].severity", "expected one of"),
+    ("    expect: absent", "    expect: absent\n    colour: red", "rules[4].colour", "unknown field"),
     ("  mode: 2 ", "  mode: 7 ", "vad.mode", "expected 0, 1, 2 or 3"),
-    ("  - id: GRT-2", "  - id: greeting two", "rules[1].id", "standard ID"),
+    ("  - id: GRT-2", "  - id: greeting two", "rules[3].id", "standard ID"),
+        ("around: {event: hold, side: before, turns: 1}", "around: {event: hold, side: during}", "rules[9].around.side",
+         "expected one of before, after"),
+        ("when: {metric: rings, above: 3}", "when: {metric: ringz, above: 3}", "rules[1].when.metric", "expected one of"),
+        ("when: {said: complaint, role: customer}", "when: {role: customer}", "rules[15].when",
+         "needs either metric"),
+        ("repeat_back: {lexicon: customer_number, min_digits: 4}", "repeat_back: {lexicon: customer_number, min_digits: 0}",
+         "rules[8].repeat_back.min_digits", "at least"),
+        ("      - {name: agent_rate_cps, min: 3, max: 6}", "      - {name: agent_rate_cps, low: 3}",
+         "rules[19].metric[0].low", "unknown field"),
+        ("    enabled: false      # shadow rule: reported", "    enabled: sometimes      # shadow rule: reported",
+         "rules[8].enabled", "expected bool"),
     ("  sample_passing_percent: 10", "  sample_passing_percent: 150", "review.sample_passing_percent", "at most"),
 ])
 def test_bad_field_names_file_line_and_field(tmp_path, old, new, field, message):

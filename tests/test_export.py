@@ -106,7 +106,7 @@ def test_export_per_agent_matches_the_store_and_uses_final_scores(store_copy, tm
     assert by_id["compliant"]["call_time"].year == 2026                     # a real date cell
     about = dict(wb["about"].values)
     assert about["period"] == "2026-11" and about["from"] == "2026-11-01" and about["to"] == "2026-11-30"
-    assert "2026.11-1" in about["rulebooks"] and about["models"]
+    assert "2026.11-2" in about["rulebooks"] and about["models"]
     # the same export twice gives the same bytes
     again = tmp_path / "hr2.xlsx"
     cli("export", "--db", store_copy, "--period", "2026-11", "-o", again)

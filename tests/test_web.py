@@ -213,6 +213,7 @@ def test_overturn_recomputes_the_final_score_and_keeps_an_audit_trail(app, store
     pk = call_pk(store_db, "banned_phrase")
     page = client.get(f"/calls/{pk}")
     assert page.status_code == 200 and final_score_shown(page.text) == "70"
+    assert 'id="finding-EMP-1"' in page.text and "(shadow rule: not scored)" in page.text   # a complaint, no apology
     csrf = token(client, f"/calls/{pk}")
     resp = client.post(f"/calls/{pk}/review", data={"rule": "BAN-1", "decision": "overturn", "csrf": csrf,
                                                     "reason": "客户先说的，坐席在复述"})
