@@ -331,7 +331,7 @@ class Anchor:
 
 @dataclass(frozen=True)
 class RepeatBack:
-    """The agent must repeat back the last ``min_digits`` digits of a number the customer gave."""
+    """A later agent turn must share a run of ``min_digits`` digits with a number the customer gave."""
 
     lexicon: str
     min_digits: int = 4

@@ -384,8 +384,8 @@ def explain(rule: Rule, config: Config) -> str:
                      + " (n/a when it cannot be measured)")
     elif rule.repeat_back is not None:
         rb = rule.repeat_back
-        lines.append(f"  after the customer gives a number ({rb.lexicon}), a later {rule.role} turn must repeat its "
-                     f"last {rb.min_digits} digits")
+        lines.append(f"  after the customer gives a number ({rb.lexicon}), a later {rule.role} turn must repeat at "
+                     f"least {rb.min_digits} of its digits in a row")
     else:
         verb = "must say" if rule.expect == "present" else "must not say"
         if rule.all_of:

@@ -214,7 +214,7 @@ def test_explain_says_what_each_rule_checks(config):
     assert "the first 1 turn(s) after each hold longer than 10 s" in text and "感谢您的耐心等待" in text
     assert "applies only when rings > 3" in explain(config.rule("ANS-2"), config)
     assert "DISABLED" in explain(config.rule("CNF-1"), config)
-    assert "repeat its last 4 digits" in explain(config.rule("CNF-1"), config)
+    assert "repeat at least 4 of its digits in a row" in explain(config.rule("CNF-1"), config)
     for rule in config.rules:
         assert explain(rule, config).startswith(f"{rule.id}: ")
 
