@@ -111,3 +111,20 @@ def test_mono_recording_reports_what_it_can(scorer, tmp_path):
     assert {s["channel"] for s in result["transcript"]} == {"mixed"}
     ban = next(f for f in result["findings"] if f["rule"] == "BAN-1")
     assert ban["passed"] is False
+
+
+def test_a_rail_hotline_call_under_its_own_rulebook_and_ours(scorer):
+    """tests/fixtures/rail_call.flac (TTS, made by scripts/make_phrases.py): 高铁客服中心's greeting and farewell."""
+    from conftest import ROOT
+    from qa_audio.audio import load_audio
+    from qa_audio.config import load_config
+    from qa_audio.pipeline import Scorer
+
+    analysis = scorer.analyze(load_audio(ROOT / "tests" / "fixtures" / "rail_call.flac"))
+    rail = Scorer(load_config(ROOT / "configs" / "rail.yaml"), model=scorer.model, model_info=scorer._model_info)
+    theirs, ours = rail.judge(analysis), scorer.judge(analysis)
+    assert (theirs.score.score, theirs.score.verdict) == (100, "pass")
+    assert theirs.versions["rulebook_name"].startswith("高铁客服中心")
+    grt1 = next(f for f in ours.findings if f.rule.id == "GRT-1")
+    assert grt1.status == "fail" and "missing organisation" in grt1.detail
+    assert ours.score.score == 100 - grt1.rule.weight
