@@ -332,8 +332,8 @@ def collect(inputs: list[str], config: Config, *, scorer=None, progress=None) ->
         path = Path(item)
         if path.is_dir():
             audio += find_audio(path)
-            results += [_read_result(p) for p in sorted(path.glob("*.json")) if p.name != "labels.json"
-                        and _looks_like_result(p)]
+            found = (_parse_result(p) for p in sorted(path.glob("*.json")) if p.name != "labels.json")
+            results += [data for data, _problem in found if data is not None]
         elif path.suffix.lower() in (".sqlite", ".db", ".sqlite3"):
             with open_store(path, create=False) as store:
                 stored = stored_analyses(store)
@@ -361,19 +361,19 @@ def collect(inputs: list[str], config: Config, *, scorer=None, progress=None) ->
     return results, analyses
 
 
-def _looks_like_result(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(data, dict) and "findings" in data
-
-
-def _read_result(path: Path) -> dict:
+def _parse_result(path: Path) -> tuple[dict | None, str | None]:
+    """(result, None) for a qa-audio result JSON file, else (None, what is wrong with it)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise QAError(f"{path}: not a result JSON file: {exc}") from None
+        return None, f"not a result JSON file: {exc}"
     if not isinstance(data, dict) or "findings" not in data:
-        raise QAError(f"{path}: not a qa-audio result (no findings)")
+        return None, "not a qa-audio result (no findings)"
+    return data, None
+
+
+def _read_result(path: Path) -> dict:
+    data, problem = _parse_result(path)
+    if data is None:
+        raise QAError(f"{path}: {problem}")
     return data

@@ -198,7 +198,6 @@ def cmd_backtest(args) -> int:
 
 def cmd_users_add(args) -> int:
     import getpass
-    import os
 
     from .review import hash_password
     from .store import open_store

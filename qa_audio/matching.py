@@ -69,9 +69,6 @@ class Segmenter:
             self._tokenizer = tokenizer
         return self._tokenizer
 
-    def words(self, text: str) -> list[str]:
-        return [w for w, _, _ in self._ready().tokenize(text)] if text else []
-
     def boundaries(self, text: str) -> frozenset[int]:
         """Character offsets where a word starts or ends."""
         if not text:

@@ -110,27 +110,31 @@ def _distinct(hits: list[Hit]) -> list[Hit]:
     return out
 
 
-def _hits(rule: Rule, scope: list[Prepared], view: CallView, matcher: PhraseMatcher) -> dict[str, list[Hit]]:
+def _anchors(rule: Rule, view: CallView, matcher: PhraseMatcher) -> tuple[Hit | None, Hit | None]:
+    """The first hits of the rule's ``after`` and ``before`` lexicons (None when not set or never said)."""
+    return tuple(_first_hit(view.by_role(a.role), a.lexicon, matcher) if a is not None else None
+                 for a in (rule.after, rule.before))
+
+
+def _hits(rule: Rule, scope: list[Prepared], anchors: tuple[Hit | None, Hit | None],
+          matcher: PhraseMatcher) -> dict[str, list[Hit]]:
     """Each deciding lexicon's hits in scope, after exclusions and before/after anchors."""
+    after, before = anchors
     low_s, high_s = float("-inf"), float("inf")
     if rule.after is not None:
-        anchor = _first_hit(view.by_role(rule.after.role), rule.after.lexicon, matcher)
-        low_s = anchor.end_s - EVENT_EDGE_S if anchor else float("inf")      # never said: nothing is after
+        low_s = after.end_s - EVENT_EDGE_S if after else float("inf")        # never said: nothing is after
     if rule.before is not None:
-        anchor = _first_hit(view.by_role(rule.before.role), rule.before.lexicon, matcher)
-        high_s = anchor.start_s + EVENT_EDGE_S if anchor else float("inf")   # never said: everything is before
-    found: dict[str, list[Hit]] = {}
-    for name in rule.phrase_lexicons:
-        hits = []
-        for prep in scope:
-            # exclusions are specific phrases: exact or homophone only, never fuzzy
-            excluded = [h for ex in rule.exclude for h in matcher.find(prep, ex, min_similarity=1.0)]
+        high_s = before.start_s + EVENT_EDGE_S if before else float("inf")   # never said: everything is before
+    found: dict[str, list[Hit]] = {name: [] for name in rule.phrase_lexicons}
+    for prep in scope:
+        # exclusions are specific phrases: exact or homophone only, never fuzzy
+        excluded = [h for ex in rule.exclude for h in matcher.find(prep, ex, min_similarity=1.0)]
+        for name in rule.phrase_lexicons:
             for hit in matcher.find(prep, name, min_similarity=rule.min_similarity):
                 if any(e.start_s < hit.end_s and hit.start_s < e.end_s for e in excluded):
                     continue
-                if hit.start_s >= low_s and hit.start_s <= high_s:
-                    hits.append(hit)
-        found[name] = hits
+                if low_s <= hit.start_s <= high_s:
+                    found[name].append(hit)
     return found
 
 
@@ -167,7 +171,8 @@ def _judge_present(rule: Rule, found: dict[str, list[Hit]], scope: list[Prepared
 
 def _phrase_finding(rule: Rule, scope: list[Prepared], view: CallView, matcher: PhraseMatcher,
                     where: str) -> Finding:
-    found = _hits(rule, scope, view, matcher)
+    anchors = _anchors(rule, view, matcher)
+    found = _hits(rule, scope, anchors, matcher)
     if rule.expect == "absent":
         hits = _distinct([h for hits in found.values() for h in hits])
         if len(hits) <= rule.max_count:
@@ -181,11 +186,8 @@ def _phrase_finding(rule: Rule, scope: list[Prepared], view: CallView, matcher: 
         return _fail(rule, f"said {said}", [h.evidence() for h in hits], redline=redline, low_confidence=lowconf)
     if not scope:
         return _fail(rule, f"no {rule.role} speech in {where}")
-    if rule.after is not None:        # a missing phrase is shown where it was due: after the anchor
-        anchor = _first_hit(view.by_role(rule.after.role), rule.after.lexicon, matcher)
-        scope_shown = [p for p in scope if anchor is None or p.utterance.start_s >= anchor.start_s]
-    else:
-        scope_shown = scope
+    after = anchors[0]                # a missing phrase is shown where it was due: after the anchor
+    scope_shown = [p for p in scope if p.utterance.start_s >= after.start_s] if after else scope
     ok, detail, evidence = _judge_present(rule, found, scope_shown or scope, where)
     if ok:
         return Finding(rule, "pass", 0.0, False, False, detail, evidence)

@@ -7,12 +7,12 @@ ROWS = (("ring", "#"), ("agent", "="), ("customer", "="), ("mixed", "="), ("hold
         ("dead air", "."))
 
 
-
 def finding_mark(finding: dict) -> str:
     """The four-letter status shown for a finding; a disabled (shadow) rule's failure shows as "off"."""
     if finding["status"] == "fail" and finding.get("enabled") is False:
         return "off "
     return {"pass": "ok  ", "fail": "FAIL", "n/a": "n/a "}[finding["status"]]
+
 
 def fmt_clock(value) -> str:
     if value is None:

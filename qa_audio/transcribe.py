@@ -96,6 +96,18 @@ def _piece_for(t_s: float, pieces: list[Piece]) -> int:
     return best
 
 
+def _words_in(segments, pieces: list[Piece], normalizer: TextNormalizer):
+    """(piece, word in call time) for every non-empty word Whisper returned for a packed window."""
+    for segment in segments:
+        for w in segment.words or ():
+            text = normalizer.simplify(w.word.strip())
+            if not text:
+                continue
+            piece = pieces[_piece_for((w.start + w.end) / 2, pieces)]
+            start, end = _to_call_time(w.start, piece), _to_call_time(w.end, piece)
+            yield piece, Word(start, max(end, start), text, float(w.probability))
+
+
 def decode_options(settings: ModelSettings) -> dict:
     """The faster-whisper options every decode uses (recorded with each result)."""
     options = {"language": settings.language, "beam_size": settings.beam_size, "best_of": settings.best_of,
@@ -114,28 +126,17 @@ def transcribe_channel(model, samples: np.ndarray, regions: list[Span] | tuple[S
     for pieces in pack_regions(regions, window_s=settings.window_s, gap_s=settings.piece_gap_s):
         audio = _window_audio(samples, pieces, rate_hz)
         segments, _info = model.transcribe(audio, **options)
-        for segment in segments:
-            for w in segment.words or ():
-                text = normalizer.simplify(w.word.strip())
-                if not text:
-                    continue
-                piece = pieces[_piece_for((w.start + w.end) / 2, pieces)]
-                start, end = _to_call_time(w.start, piece), _to_call_time(w.end, piece)
-                per_region[index_of[piece.source]].append(Word(start, max(end, start), text, float(w.probability)))
+        for piece, word in _words_in(segments, pieces, normalizer):
+            per_region[index_of[piece.source]].append(word)
     # Whisper sometimes drops a short region packed among others (a final 感谢您的来电，再见): a region
     # long enough to hold words but with none gets one more decode on its own
     if settings.retry_unrecognised_min_s > 0:
         for i, region in enumerate(regions):
             if per_region[i] or region.duration_s < settings.retry_unrecognised_min_s:
                 continue
-            piece = Piece(0.0, region)
-            segments, _info = model.transcribe(_window_audio(samples, [piece], rate_hz), **options)
-            for segment in segments:
-                for w in segment.words or ():
-                    text = normalizer.simplify(w.word.strip())
-                    if text:
-                        start, end = _to_call_time(w.start, piece), _to_call_time(w.end, piece)
-                        per_region[i].append(Word(start, max(end, start), text, float(w.probability)))
+            alone = [Piece(0.0, region)]
+            segments, _info = model.transcribe(_window_audio(samples, alone, rate_hz), **options)
+            per_region[i] += [word for _, word in _words_in(segments, alone, normalizer)]
     utterances = []
     for region, words in zip(regions, per_region):
         if not words:
