@@ -59,6 +59,9 @@ def _peak(clip: np.ndarray) -> np.ndarray:
 
 
 def load_sources() -> Sources:
+    for needed in (SHARED / "zh-speech", SHARED / "hold-music"):
+        if not any(needed.glob("*.*")):
+            raise FileNotFoundError(f"{needed} is missing or empty: the labelled set needs ../shared beside the checkout")
     phrases: dict[str, list[Line]] = {}
     for entry in json.loads((PHRASES / "phrases.json").read_text(encoding="utf-8")):
         data, rate = sf.read(PHRASES / entry["file"], dtype="float32")

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, shared
 from qa_audio.config import load_config
 from qa_audio.errors import ConfigError
 
@@ -26,7 +26,7 @@ def line_of(text, needle):
 
 
 def test_default_config_encodes_every_standard(config):
-    standards = (ROOT.parent / "shared" / "standards.md").read_text(encoding="utf-8")
+    standards = shared("..", "standards.md").read_text(encoding="utf-8")
     ids = set(re.findall(r"^\| ([A-Z]{3}-\d) \|", standards, flags=re.M))
     assert len(ids) == 21
     assert {r.id for r in config.rules} == ids - {"PRV-1"}       # PRV-1 is the privacy section, not a deduction
