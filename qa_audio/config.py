@@ -172,6 +172,11 @@ class VadSettings:
     pad_s: float = 0.1
     energy_floor_dbfs: float = -50.0
     noise_margin_db: float = 10.0
+    verify: bool = True                 # keep only regions where Silero VAD hears speech
+    verify_threshold: float = 0.35
+    verify_min_s: float = 0.1
+    background_below_db: float | None = 20.0   # regions this far under the party's own level are background
+    echo_margin_db: float = 6.0         # near-channel frames this close to the far party's predicted echo are echo
 
 
 @dataclass(frozen=True)
@@ -188,8 +193,9 @@ class TimingSettings:
     hold_min_s: float = 8.0
     backchannel_max_s: float = 1.0
     turn_gap_s: float = 1.5
-    interruption_min_overlap_s: float = 0.3
     interruption_min_prior_s: float = 0.5
+    interruption_floor_s: float = 0.2
+    utterance_gap_s: float = 0.3
     music_min_s: float = 3.0
     music_level_min_dbfs: float = -55.0
     music_above_noise_db: float = 2.0
@@ -412,6 +418,7 @@ class Config:
     rules: tuple[Rule, ...]
     lexicons: dict[str, Lexicon] = field(hash=False, compare=False)
     hold_request_lexicon: str | None = None
+    backchannel_lexicon: str | None = None
     digest: str = ""
     metadata: MetadataSettings = field(default_factory=MetadataSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
@@ -696,6 +703,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
         seen.add(rule.id)
 
     hold_lexicon = top.get("hold_request_lexicon", (str, type(None)), None)
+    backchannel_lexicon = top.get("backchannel_lexicon", (str, type(None)), None)
     metadata = _load_metadata(top.section("metadata"))
     privacy_section = top.section("privacy")
     privacy = PrivacySettings(
@@ -715,7 +723,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
     review_section.check_unknown()
     top.check_unknown()
 
-    names = {n for rule in rules for n in rule.lexicons} | ({hold_lexicon} if hold_lexicon else set())
+    names = {n for rule in rules for n in rule.lexicons} | {n for n in (hold_lexicon, backchannel_lexicon) if n}
     lexicons = {}
     for lex_name in sorted(names):
         if not re.fullmatch(r"[a-z0-9_]+", lex_name):
@@ -730,7 +738,8 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
     return Config(
         path=str(path), rulebook_name=name, rulebook_version=version, channels=channels, model=model,
         vad=vad, tone_plan=tone_plan, timing=timing, matching=matching, scoring=scoring, rules=rules,
-        lexicons=lexicons, hold_request_lexicon=hold_lexicon, digest=digest.hexdigest(), metadata=metadata,
+        lexicons=lexicons, hold_request_lexicon=hold_lexicon,
+        backchannel_lexicon=backchannel_lexicon, digest=digest.hexdigest(), metadata=metadata,
         privacy=privacy, review=review, profile=profile,
     )
 

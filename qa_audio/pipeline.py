@@ -1,6 +1,7 @@
 """Score one recorded call end to end: audio → speech → timing → transcript → rules → score."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -12,6 +13,7 @@ import numpy as np
 from . import __version__
 from .audio import Audio, load_audio
 from .config import Config
+from .echo import echo_path, echo_spans
 from .errors import QAError
 from .models import ModelInfo, load_model, resolve_model
 from .normalize import TextNormalizer
@@ -21,7 +23,7 @@ from .spans import Span, merge, subtract
 from .timing import Timing, analyze_timing, speaking_rates
 from .tones import detect_music, detect_ringback
 from .transcribe import Utterance, decode_options, transcribe_channel
-from .vad import detect_speech, frame_levels_dbfs, smooth
+from .vad import VoiceActivity, detect_speech, drop_background, frame_levels_dbfs, neural_speech, smooth, verify
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Scorer:
         self._model, self._model_info = model, model_info
         self.normalizer = TextNormalizer()
         self.matcher = PhraseMatcher(config, self.normalizer)
+        self.acknowledgements = acknowledgements(config, self.normalizer)
 
     @property
     def model(self):
@@ -150,7 +153,8 @@ class Scorer:
         utterances = list(analysis.utterances)
         timing = measure_timing(analysis.acoustics, config=c,
                                 hold_cues_s=hold_cues(c, utterances, matcher=self.matcher),
-                                rates_cps=speaking_rates(utterances))
+                                rates_cps=speaking_rates(utterances), utterances=utterances,
+                                acknowledgements=self.acknowledgements)
         turns = utterances + unrecognised_turns(analysis.acoustics, utterances)
         findings = evaluate(c, turns, matcher=self.matcher, timing=timing, facts=facts)
         score = score_findings(findings, c.scoring)
@@ -243,44 +247,100 @@ class Acoustics:
 
 
 def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
-    """Speech regions per party with ringback and music found and excluded (no ASR)."""
+    """Speech regions per party with ringback, music and line echo found and excluded (no ASR).
+
+    Stages, per channel unless said: ringback → webrtcvad with an energy gate → music (checked
+    against Silero) → echo of the other channel (stereo) → regions joined and padded → each region
+    verified by Silero.
+    """
     c = config
     stereo = audio.channels == 2
     roles = {"agent": c.channels.agent, "customer": c.channels.customer} if stereo else {"mixed": 0}
     if stereo and max(roles.values()) >= audio.channels:
         raise QAError(f"{audio.path}: config channels {roles} do not fit a {audio.channels}-channel file")
+    first: dict[str, VoiceActivity] = {}
+    not_speech: dict[str, list[Span]] = {}
     ring_bursts: list[Span] = []
     music: list[Span] = []
+    for role, index in roles.items():
+        samples = audio.channel(index)
+        ring = detect_ringback(samples, rate_hz=audio.rate_hz, plan=c.tone_plan, settings=c.timing)
+        first[role] = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad, exclude=ring.bursts)
+        # quiet music on hold is still music: it need only stand above the line noise
+        chan_music = detect_music(samples, rate_hz=audio.rate_hz, settings=c.timing,
+                                  level_floor_dbfs=max(first[role].noise_floor_dbfs + c.timing.music_above_noise_db,
+                                                       c.timing.music_level_min_dbfs),
+                                  exclude=ring.bursts)
+        if chan_music:
+            # music never covers speech: what Silero hears as speech is taken back out of it
+            spoken = neural_speech(samples, rate_hz=audio.rate_hz, within=chan_music)
+            chan_music = [m for m in subtract(chan_music, spoken) if m.duration_s >= c.timing.music_min_s]
+        not_speech[role] = list(ring.bursts) + chan_music
+        ring_bursts += ring.bursts
+        music += chan_music
+    echoes = _echoes(audio, roles, first, config) if stereo else {}
     regions: dict[str, list[Span]] = {}
     voiced: dict[str, list[Span]] = {}
     levels: dict[str, float | None] = {}
     for role, index in roles.items():
         samples = audio.channel(index)
-        ring = detect_ringback(samples, rate_hz=audio.rate_hz, plan=c.tone_plan, settings=c.timing)
-        first = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad, exclude=ring.bursts)
-        # quiet music on hold is still music: it need only stand above the line noise
-        chan_music = detect_music(samples, rate_hz=audio.rate_hz, settings=c.timing,
-                                  level_floor_dbfs=max(first.noise_floor_dbfs + c.timing.music_above_noise_db,
-                                                       c.timing.music_level_min_dbfs),
-                                  exclude=ring.bursts)
-        not_speech = list(ring.bursts) + chan_music
-        vad = smooth(first, exclude=not_speech) if chan_music else first
+        vad = first[role]
+        if echoes.get(role):
+            vad = dataclasses.replace(vad, raw=tuple(subtract(vad.raw, echoes[role])))
+        if not_speech[role] or echoes.get(role):
+            vad = smooth(vad, exclude=not_speech[role])
+        if c.vad.background_below_db is not None:
+            vad = drop_background(vad, samples, rate_hz=audio.rate_hz, below_db=c.vad.background_below_db)
+        if c.vad.verify:
+            vad = verify(vad, samples, rate_hz=audio.rate_hz, threshold=c.vad.verify_threshold,
+                         min_heard_s=c.vad.verify_min_s)
         regions[role] = list(vad.regions)
-        voiced[role] = subtract(vad.raw, not_speech)
-        ring_bursts += ring.bursts
-        music += chan_music
+        voiced[role] = subtract(vad.raw, not_speech[role])
         levels[role] = _speech_level_dbfs(samples, audio.rate_hz, vad.regions)
     return Acoustics(audio.duration_s, roles, regions, tuple(_dedupe_bursts(ring_bursts)), tuple(merge(music)),
                      levels, voiced)
 
 
-def measure_timing(sound: Acoustics, *, config: Config, hold_cues_s=(), rates_cps: dict | None = None) -> Timing:
-    """The timing block from the acoustics (plus hold requests and speaking rates from the transcript)."""
+def _echoes(audio: Audio, roles: dict, first: dict[str, VoiceActivity], config: Config) -> dict[str, list[Span]]:
+    """Per party, the stretches where its channel carries only the other party's echo."""
+    frame_s = config.vad.frame_ms / 1000.0
+    level = {role: frame_levels_dbfs(audio.channel(index), rate_hz=audio.rate_hz, frame_s=frame_s)
+             for role, index in roles.items()}
+    out: dict[str, list[Span]] = {}
+    for near, far in (("agent", "customer"), ("customer", "agent")):
+        active = np.zeros(len(level[far]), dtype=bool)
+        for span in first[far].raw:
+            active[int(span.start_s / frame_s): int(span.end_s / frame_s)] = True
+        path = echo_path(level[near], level[far], active, frame_s=frame_s)
+        if path is not None:
+            out[near] = echo_spans(level[near], level[far], path, frame_s=frame_s,
+                                   margin_db=config.vad.echo_margin_db)
+    return out
+
+
+def acknowledgements(config: Config, normalizer: TextNormalizer) -> frozenset[str]:
+    """The backchannel lexicon's phrases, normalised as transcripts are (empty when the rulebook has none)."""
+    lexicon = config.lexicons.get(config.backchannel_lexicon or "")
+    if lexicon is None:
+        return frozenset()
+    return frozenset(t for t in ("".join(ch for ch in normalizer.simplify(e.text) if ch.isalnum())
+                                 for e in lexicon.entries if e.regex is None) if t)
+
+
+def measure_timing(sound: Acoustics, *, config: Config, hold_cues_s=(), rates_cps: dict | None = None,
+                   utterances: list[Utterance] | None = None,
+                   acknowledgements: frozenset[str] = frozenset()) -> Timing:
+    """The timing block from the acoustics (plus hold requests, speaking rates and, for telling
+    backchannels from interruptions, the words of the transcript)."""
+    words: dict[str, list] = {}
+    for u in utterances or []:
+        words.setdefault(u.channel, []).extend(u.words)
     return analyze_timing(
         duration_s=sound.duration_s, agent=sound.regions.get("agent"), customer=sound.regions.get("customer"),
         mono=sound.regions.get("mixed"), ring_bursts=list(sound.ring_bursts), music=list(sound.music),
         tone=list(sound.ring_bursts), hold_cues_s=list(hold_cues_s), levels_dbfs=sound.levels_dbfs,
-        voiced=sound.voiced, rates_cps=rates_cps, settings=config.timing)
+        voiced=sound.voiced, rates_cps=rates_cps, words=words, acknowledgements=acknowledgements,
+        settings=config.timing)
 
 
 def _speech_level_dbfs(samples: np.ndarray, rate_hz: int, regions) -> float | None:

@@ -6,12 +6,14 @@ earlier stages found into the ``timing`` block of the result contract.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .config import TimingSettings
 from .spans import Span, gaps, merge, subtract, total_s
 
 HOLD_REQUEST_REACH_S = 3.0   # a hold starts at the request's end if the music follows within this
 CHECK_IN_MAX_S = 20.0        # agent speech between two music stretches up to this long is a check-in
+CHECK_IN_CUSTOMER_MAX_S = 1.5   # ... while the customer says no more than this (else it is a conversation)
 
 
 def _r(value: float | None) -> float | None:
@@ -69,53 +71,108 @@ class Timing:
         }
 
 
-def find_interruptions(speaker: list[Span], other: list[Span], *, by: str,
-                       settings: TimingSettings) -> list[Interruption]:
-    """Turns of ``speaker`` that start while ``other`` is mid-turn and are not backchannels.
+class TimedText(Protocol):
+    start_s: float
+    end_s: float
+    text: str
 
-    Speech regions are joined into turns (pauses under ``turn_gap_s``), so an agent who cuts in
-    during the customer's breath between two phrases still counts, once. A cut-in is substantive
-    when the speaker says at least ``backchannel_max_s`` of speech over the other's turn: a quick
-    嗯/对 followed by a normal reply after the other has finished is not an interruption.
+
+def is_acknowledgement(text: str, acknowledgements: frozenset[str]) -> bool:
+    """True when ``text`` (normalised words) is nothing but acknowledgements: 嗯, 对对对, 好的好的, 我明白了."""
+    text = "".join(ch for ch in text if ch.isalnum())
+    if not text or not acknowledgements:
+        return False
+    longest = max(len(a) for a in acknowledgements)
+    reach = [False] * (len(text) + 1)        # reach[i]: text[:i] splits into acknowledgements
+    reach[0] = True
+    for i in range(len(text)):
+        if reach[i]:
+            for n in range(1, min(longest, len(text) - i) + 1):
+                if text[i:i + n] in acknowledgements:
+                    reach[i + n] = True
+    return reach[-1]
+
+
+MIN_VOICED_RUN_S = 0.1        # a lone 30-60 ms run of speech frames is a click, not a syllable
+
+
+def utterances_of(voiced: list[Span], *, gap_s: float) -> list[Span]:
+    """A party's utterances: frame-level speech joined across pauses shorter than ``gap_s``."""
+    return merge([v for v in voiced if v.duration_s >= MIN_VOICED_RUN_S], gap_s=gap_s)
+
+
+def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, settings: TimingSettings,
+                       words: list[TimedText] | None = None,
+                       acknowledgements: frozenset[str] = frozenset()) -> list[Interruption]:
+    """Utterances of ``speaker`` that start while ``other`` is mid-utterance and are not backchannels.
+
+    Judged on utterances (frame-level speech split at pauses of ``utterance_gap_s``), never on
+    turns, so a backchannel followed within a second by the speaker's next utterance stays a
+    backchannel. An utterance is a backchannel when its recognised words are only
+    acknowledgements (``acknowledgements``, the backchannel lexicon), or, where Whisper returned
+    no words for it, when it lasts at most ``backchannel_max_s``. Any other utterance is an
+    interruption when the other party has been speaking for ``interruption_min_prior_s`` and goes
+    on for at least ``interruption_floor_s`` after its onset within the same turn (pauses under
+    ``turn_gap_s``), whatever the overlap's length. One interruption per turn of the other party.
     """
-    speaker_turns = merge(speaker, gap_s=settings.turn_gap_s)
-    other_turns = merge(other, gap_s=settings.turn_gap_s)
-    found = []
-    for turn in speaker_turns:
-        for held in other_turns:
-            if held.start_s + settings.interruption_min_prior_s <= turn.start_s < held.end_s:
-                window = Span(turn.start_s, min(turn.end_s, held.end_s))
-                over = sum(r.overlap_s(window) for r in speaker)
-                if over >= max(settings.backchannel_max_s, settings.interruption_min_overlap_s):
-                    found.append(Interruption(turn.start_s, by, window.duration_s))
+    mine = utterances_of(speaker, gap_s=settings.utterance_gap_s)
+    theirs = utterances_of(other, gap_s=settings.turn_gap_s)      # the other's turn: a breath is no yield
+    words = sorted(words or [], key=lambda w: w.start_s)
+    found: list[Interruption] = []
+    taken: set[int] = set()
+    spoke_until = -1.0             # the end of the speaker's last substantive utterance
+    for utt in mine:
+        said = [w for w in words if utt.start_s - 0.15 <= (w.start_s + w.end_s) / 2 <= utt.end_s + 0.15]
+        if said:
+            if is_acknowledgement("".join(w.text for w in said), acknowledgements):
+                continue
+        elif utt.duration_s <= settings.backchannel_max_s:
+            continue
+        previous, spoke_until = spoke_until, utt.end_s
+        for k, held in enumerate(theirs):
+            if k in taken:
+                continue
+            # the speaker was already talking when the other began: the speaker goes on, the other cut in
+            if previous > held.start_s + settings.interruption_min_prior_s:
+                continue
+            if (held.start_s + settings.interruption_min_prior_s <= utt.start_s
+                    and held.end_s >= utt.start_s + settings.interruption_floor_s):
+                found.append(Interruption(utt.start_s, by, min(held.end_s, utt.end_s) - utt.start_s))
+                taken.add(k)
                 break
     return found
 
 
 def find_holds(*, agent: list[Span], music: list[Span], hold_cues_s: list[float], after_s: float,
-               call_end_s: float, settings: TimingSettings) -> list[Hold]:
-    """Holds with music (split into waits by agent check-ins) and silent holds the agent announced."""
+               call_end_s: float, settings: TimingSettings, customer: list[Span] | None = None) -> list[Hold]:
+    """Holds with music (split into waits by agent check-ins) and silent holds the agent announced.
+
+    Music on hold of ``music_min_s`` or more (the detector's own minimum) is a hold whatever its
+    length; an announced silence is one from ``hold_min_s``. Two music stretches belong to one hold
+    when only the agent speaks between them, briefly (a check-in); a conversation between them (the
+    customer talks) makes them two holds.
+    """
     holds: list[Hold] = []
     music = [m for m in merge(music) if m.end_s > after_s]
-    # group music stretches separated only by short agent check-ins
     groups: list[list[Span]] = []
     for span in music:
         if groups:
             between = Span(groups[-1][-1].end_s, span.start_s)
-            if between.duration_s <= CHECK_IN_MAX_S:
+            talked = sum(c.overlap_s(between) for c in customer or [])
+            agent_talked = sum(a.overlap_s(between) for a in agent)
+            conversation = talked > CHECK_IN_CUSTOMER_MAX_S and agent_talked > 0.5
+            if between.duration_s <= CHECK_IN_MAX_S and not conversation:
                 groups[-1].append(span)
                 continue
         groups.append([span])
     for group in groups:
-        if sum(s.duration_s for s in group) < settings.hold_min_s:
-            continue
-        onset = group[0].start_s
+        onset, offset = group[0].start_s, group[-1].end_s
         before = [a.end_s for a in agent if a.end_s <= onset + 0.5]
         start = before[-1] if before and onset - before[-1] <= HOLD_REQUEST_REACH_S else onset
         start = min(start, onset)
-        after = [a.start_s for a in agent if a.start_s >= group[-1].end_s - 0.5]
-        end = after[0] if after else min(call_end_s, group[-1].end_s)
-        end = max(end, group[-1].end_s) if not after else end
+        # the agent resumes with the first speech that goes on past the music's end
+        after = [max(a.start_s, offset - 0.5) for a in agent if a.end_s > offset + 0.2]
+        end = max(after[0], offset) if after else min(call_end_s, max(offset, call_end_s))
         waits = tuple(w for w in gaps(agent, start_s=start, end_s=end) if w.duration_s > 0.5)
         holds.append(Hold(start, end, "music", waits or (Span(start, end),)))
     for cue in sorted(hold_cues_s):
@@ -132,8 +189,13 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
                    mono: list[Span] | None = None, ring_bursts: list[Span] = (), music: list[Span] = (),
                    tone: list[Span] = (), hold_cues_s: list[float] = (), levels_dbfs: dict | None = None,
                    voiced: dict | None = None, rates_cps: dict | None = None,
+                   words: dict[str, list[TimedText]] | None = None, acknowledgements: frozenset[str] = frozenset(),
                    settings: TimingSettings) -> Timing:
-    """The timing block. Stereo: pass ``agent`` and ``customer``; mono: pass ``mono`` only."""
+    """The timing block. Stereo: pass ``agent`` and ``customer``; mono: pass ``mono`` only.
+
+    ``words`` (per party, from the transcript) and ``acknowledgements`` tell backchannels from
+    interruptions by what was said; without them, by length alone.
+    """
     stereo = mono is None
     opener = agent if stereo else mono
     answer_s = opener[0].start_s if opener else None
@@ -146,13 +208,18 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
     everyone = list(agent or []) + list(customer or []) + list(mono or [])
     agent_like = list(agent) if stereo else list(mono)
     holds = find_holds(agent=agent_like, music=list(music), hold_cues_s=list(hold_cues_s),
-                       after_s=answer_s or 0.0, call_end_s=duration_s, settings=settings) if answered else []
+                       after_s=answer_s or 0.0, call_end_s=duration_s, settings=settings,
+                       customer=list(customer or [])) if answered else []
 
     interruptions = None
     if stereo:
+        fine = {"agent": (voiced or {}).get("agent", agent), "customer": (voiced or {}).get("customer", customer)}
+        said = words or {}
         interruptions = sorted(
-            find_interruptions(agent, customer, by="agent", settings=settings)
-            + find_interruptions(customer, agent, by="customer", settings=settings),
+            find_interruptions(fine["agent"], fine["customer"], by="agent", settings=settings,
+                               words=said.get("agent"), acknowledgements=acknowledgements)
+            + find_interruptions(fine["customer"], fine["agent"], by="customer", settings=settings,
+                                 words=said.get("customer"), acknowledgements=acknowledgements),
             key=lambda i: i.at_s)
 
     dead_air: list[Span] = []

@@ -86,7 +86,14 @@ def detect_music(samples: np.ndarray, *, rate_hz: int, settings: TimingSettings,
     spec = np.abs(scipy_fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1, workers=FFT_WORKERS)).T
     freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
     spec = spec[(freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1])]
-    sustained = minimum_filter1d(spec, int(SUSTAIN_S * fps), axis=1, mode="nearest")
+    # line noise is sustained too: measure what stands above the channel's stationary noise spectrum
+    # (each bin's 10th percentile over the call), so speech over pinkish noise is not "sustained"
+    floor = np.percentile(spec, 10, axis=1, keepdims=True)
+    raw_sustained = minimum_filter1d(spec, int(SUSTAIN_S * fps), axis=1, mode="nearest")
+    # the span edges are trimmed frame by frame on the raw spectrum (a quiet tail is still music)
+    raw_share = raw_sustained.sum(axis=0, dtype=np.float64) / (spec.sum(axis=0, dtype=np.float64) + 1e-12)
+    sustained = np.maximum(raw_sustained - floor, 0.0)
+    spec = np.maximum(spec - floor, 0.0)
     power = spec.astype(np.float64) ** 2
     log_mean = np.mean(np.log(power + 1e-12), axis=0)
     flatness = np.exp(log_mean) / (np.mean(power, axis=0) + 1e-12)
@@ -123,7 +130,7 @@ def detect_music(samples: np.ndarray, *, rate_hz: int, settings: TimingSettings,
     spans = [Span(starts[k] / fps, (starts[j - 1] + win) / fps) for k, j in mask_runs(weak)
              if share[k:j].max() >= settings.music_sustain_min]
     # windows are 2 s long: trim each span's edges, frame by frame, to where the music really is
-    frame_share = uniform_filter1d(sustained_per_frame / (spec_per_frame + 1e-12), int(0.5 * fps))
+    frame_share = uniform_filter1d(raw_share, int(0.5 * fps))
     musical = (frame_share >= settings.music_sustain_min) & (level > level_floor_dbfs)
     trimmed = []
     for span in subtract(merge(spans, gap_s=MUSIC_GAP_FILL_S), exclude):

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from qa_audio.audio import load_audio  # noqa: E402
 from qa_audio.config import load_config  # noqa: E402
 from qa_audio.pipeline import analyze_acoustics, measure_timing  # noqa: E402
+from qa_audio.spans import Span, subtract, total_s  # noqa: E402
 
 
 def iou(a, b) -> float:
@@ -68,14 +69,20 @@ def evaluate(set_dir: Path, *, config_path=None) -> dict:
     counts = {k: 0 for k in ("calls", "rings_ok", "r2a_ok", "r2a_n", "hold_tp", "hold_found", "hold_truth",
                              "int_tp", "int_found", "int_truth", "bc_flagged", "bc_truth", "dead_tp",
                              "dead_found", "dead_truth")}
+    counts.update(speech_s=0.0, speech_sent_s=0.0)
     hold_errors, audio_s, analysis_s, decode_s, misses = [], 0.0, 0.0, 0.0, []
     for name, lab in sorted(labels.items()):
         t_load = time.perf_counter()
         audio = load_audio(set_dir / name)
         decode_s += time.perf_counter() - t_load
         t0 = time.perf_counter()
-        timing = measure_timing(analyze_acoustics(audio, config), config=config)
+        acoustics = analyze_acoustics(audio, config)
+        timing = measure_timing(acoustics, config=config)
         analysis_s += time.perf_counter() - t0
+        for party, spans in lab.get("speech", {}).items():      # what of the true speech reaches Whisper
+            truth = [Span(a, b) for a, b in spans]
+            counts["speech_s"] += total_s(truth)
+            counts["speech_sent_s"] += total_s(truth) - total_s(subtract(truth, acoustics.regions.get(party, [])))
         audio_s += audio.duration_s
         counts["calls"] += 1
         counts["rings_ok"] += timing.rings == lab["rings"]
@@ -126,6 +133,7 @@ def evaluate(set_dir: Path, *, config_path=None) -> dict:
         "agent_interruptions": {"precision": int_p, "recall": int_r, "n": c["int_truth"]},
         "backchannels_reported_as_interruptions": c["bc_flagged"] / c["bc_truth"] if c["bc_truth"] else 0.0,
         "dead_air": {"precision": dead_p, "recall": dead_r, "n": c["dead_truth"]},
+        "transcript_completeness": c["speech_sent_s"] / c["speech_s"] if c["speech_s"] else None,
         "timing_x_realtime_one_core": round(audio_s / analysis_s, 1),
         "timing_with_decode_x_realtime_one_core": round(audio_s / (analysis_s + decode_s), 1),
         "misses": misses,
@@ -151,6 +159,8 @@ def main() -> int:
     print(f"agent interruptions (n={i['n']}) precision {i['precision']:.3f} recall {i['recall']:.3f}")
     print(f"backchannels reported as interruptions {report['backchannels_reported_as_interruptions']:.1%}")
     print(f"dead air (n={d['n']})          precision {d['precision']:.3f} recall {d['recall']:.3f}")
+    if report["transcript_completeness"] is not None:
+        print(f"labelled speech sent to ASR {report['transcript_completeness']:.2%}")
     print(f"timing analysis             {report['timing_x_realtime_one_core']}x real time (one core); "
           f"{report['timing_with_decode_x_realtime_one_core']}x with decoding and resampling")
     for miss in report["misses"]:

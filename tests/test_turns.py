@@ -1,0 +1,147 @@
+"""Turn-taking (#13): interruptions by content and timing, backchannels, holds, echo, music vs speech."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from conftest import SHARED
+from qa_audio.config import TimingSettings
+from qa_audio.spans import Span, subtract, total_s
+from qa_audio.timing import find_holds, find_interruptions, is_acknowledgement
+from qa_audio.transcribe import Word
+
+ACKS = frozenset({"嗯", "对", "好", "好的", "是的", "明白", "我明白了"})
+SETTINGS = TimingSettings()
+
+
+@pytest.mark.parametrize("text, ack", [("嗯", True), ("嗯嗯好的", True), ("对对对", True), ("我明白了。", True),
+                                       ("好的我帮您查一下", False), ("等一下", False), ("", False)])
+def test_acknowledgements_are_recognised_by_their_words(text, ack):
+    assert is_acknowledgement(text, ACKS) is ack
+
+
+def test_a_short_cut_in_with_words_is_an_interruption_whatever_the_overlap():
+    customer = [Span(10.0, 14.0)]                   # the customer goes on 0.4 s past the agent's onset
+    agent = [Span(13.6, 16.0)]
+    words = [Word(13.6, 14.0, "不好意思", 0.9), Word(14.0, 16.0, "打断一下", 0.9)]
+    found = find_interruptions(agent, customer, by="agent", settings=SETTINGS, words=words, acknowledgements=ACKS)
+    assert [round(i.at_s, 2) for i in found] == [13.6]
+
+
+def test_a_backchannel_right_before_the_next_turn_is_not_an_interruption():
+    customer = [Span(10.0, 14.0)]
+    agent = [Span(13.7, 14.1), Span(14.5, 18.0)]     # 嗯 in the customer's last half second, then the reply
+    words = [Word(13.7, 14.1, "嗯", 0.8), Word(14.5, 18.0, "好的我帮您查一下", 0.9)]
+    assert find_interruptions(agent, customer, by="agent", settings=SETTINGS, words=words,
+                              acknowledgements=ACKS) == []
+    # a long acknowledgement (嗯嗯对对对, 1.3 s) mid-utterance is still no interruption
+    words = [Word(11.0, 12.3, "嗯嗯对对对", 0.8)]
+    assert find_interruptions([Span(11.0, 12.3)], customer, by="agent", settings=SETTINGS, words=words,
+                              acknowledgements=ACKS) == []
+
+
+def test_without_words_a_short_utterance_is_a_backchannel_and_a_long_one_is_not():
+    customer = [Span(10.0, 16.0)]
+    assert find_interruptions([Span(12.0, 12.6)], customer, by="agent", settings=SETTINGS) == []
+    found = find_interruptions([Span(12.0, 14.5)], customer, by="agent", settings=SETTINGS)
+    assert [i.at_s for i in found] == [12.0]
+    # a click (a 60 ms run of speech frames) does not keep the customer's turn going
+    assert find_interruptions([Span(16.5, 19.0)], customer + [Span(16.6, 16.66)], by="agent",
+                              settings=SETTINGS) == []
+
+
+def test_short_music_on_hold_is_a_hold_and_a_conversation_splits_two_holds():
+    agent = [Span(5.0, 8.0), Span(12.5, 15.0), Span(16.0, 18.0), Span(26.0, 28.0)]
+    customer = [Span(15.2, 15.9), Span(18.2, 21.0)]
+    music = [Span(8.6, 12.3), Span(21.5, 25.8)]       # 3.7 s and 4.3 s of music, a conversation between
+    holds = find_holds(agent=agent, music=music, hold_cues_s=[], after_s=5.0, call_end_s=30.0,
+                       settings=SETTINGS, customer=customer)
+    assert [(round(h.start_s, 1), round(h.end_s, 1)) for h in holds] == [(8.0, 12.5), (21.5, 26.0)]
+
+
+def _clip(path, rate_hz=8000):
+    data, rate = sf.read(path, dtype="float32", always_2d=True)
+    return soxr.resample(data[:, 0], rate, rate_hz)
+
+
+def _pink(rng, n):
+    from scipy.signal import lfilter
+
+    x = lfilter([0.049922035, -0.095993537, 0.050612699, -0.004408786], [1, -2.494956002, 2.017265875, -0.522189400],
+                rng.normal(0, 1, n))
+    return x / np.sqrt(np.mean(x ** 2))
+
+
+def _call(agent: np.ndarray, customer: np.ndarray, tmp_path, name="call.wav"):
+    n = max(len(agent), len(customer))
+    stereo = np.zeros((n, 2), dtype=np.float32)
+    stereo[: len(agent), 0], stereo[: len(customer), 1] = agent, customer
+    path = tmp_path / name
+    sf.write(path, stereo, 8000, subtype="PCM_16")
+    return path
+
+
+def test_speech_over_stationary_noise_is_not_music_and_reaches_asr(config, tmp_path):
+    """Real speech at 10 dB SNR over pinkish line noise: once taken for minutes of music on hold."""
+    from qa_audio.audio import load_audio
+    from qa_audio.pipeline import analyze_acoustics, measure_timing
+
+    rng = np.random.default_rng(4)
+    clips = [_clip(p) for p in sorted((SHARED / "zh-speech-aishell").glob("*.flac"))[:8]]
+    speech = np.concatenate([np.concatenate([c, np.zeros(int(0.4 * 8000))]) for c in clips])
+    speech = 0.1 * speech / np.sqrt(np.mean(speech ** 2))
+    customer = speech + 0.1 / 10 ** (10 / 20) * _pink(rng, len(speech))
+    agent = 0.001 * _pink(rng, len(speech))
+    acoustics = analyze_acoustics(load_audio(_call(agent, customer, tmp_path)), config)
+    assert list(acoustics.music) == []
+    assert measure_timing(acoustics, config=config).holds == ()
+    # what the clean recording sends to Whisper, the noisy one mostly sends too: at 10 dB SNR the energy
+    # gate (noise floor + 10 dB) loses quiet phrases (81% measured); never to a music detector
+    clean = analyze_acoustics(load_audio(_call(agent, speech + 1e-4 * _pink(rng, len(speech)), tmp_path, "clean.wav")),
+                              config).regions["customer"]
+    noisy = acoustics.regions["customer"]
+    assert total_s(clean) - total_s(subtract(clean, noisy)) >= 0.75 * total_s(clean)
+
+
+def test_the_customers_echo_on_the_agent_channel_is_not_agent_speech(config, tmp_path):
+    from qa_audio.audio import load_audio
+    from qa_audio.pipeline import analyze_acoustics, measure_timing
+
+    rng = np.random.default_rng(5)
+    clips = [_clip(p) for p in sorted((SHARED / "zh-speech-aishell").glob("*.flac"))[8:14]]
+    customer = np.concatenate([np.concatenate([c, np.zeros(int(0.6 * 8000))]) for c in clips])
+    customer = 0.1 * customer / np.sqrt(np.mean(customer ** 2))
+    delay = int(0.12 * 8000)
+    agent = np.zeros_like(customer)
+    agent[delay:] = customer[:-delay] * 10 ** (-25 / 20)                 # echo 25 dB down, 120 ms late
+    agent += 0.0005 * rng.normal(0, 1, len(agent))
+    customer = customer + 0.0005 * rng.normal(0, 1, len(customer))
+    acoustics = analyze_acoustics(load_audio(_call(agent, customer, tmp_path)), config)
+    assert sum(r.duration_s for r in acoustics.regions["agent"]) < 1.0
+    assert measure_timing(acoustics, config=config).interruptions == ()
+
+
+def test_silero_hears_no_speech_in_real_hold_music():
+    from qa_audio.vad import neural_speech
+
+    music = _clip(sorted((SHARED / "hold-music").glob("*.flac"))[0])[: 60 * 8000]
+    assert neural_speech(music, rate_hz=8000, within=[Span(0.0, 60.0)]) == []
+
+
+def test_hard_generator_subset_keeps_its_figures(tmp_path):
+    """A regression guard on the adversarial generator (scripts/make_hard_set.py), audio only, seed 3.
+
+    These are today's measured figures minus a margin, not the issue's targets (see the README).
+    """
+    from test_timing_set import load_script
+
+    maker, evaluator = load_script("make_hard_set"), load_script("eval_timing")
+    maker.make_set(tmp_path, count=8, seed=3)
+    report = evaluator.evaluate(tmp_path)
+    assert report["transcript_completeness"] >= 0.98
+    assert report["holds"]["precision"] >= 0.95 and report["holds"]["recall"] >= 0.6
+    assert report["agent_interruptions"]["precision"] >= 0.75 and report["agent_interruptions"]["recall"] >= 0.65
+    assert report["backchannels_reported_as_interruptions"] <= 0.1
+    assert report["dead_air"]["recall"] >= 0.9
