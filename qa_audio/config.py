@@ -172,6 +172,7 @@ class VadSettings:
     pad_s: float = 0.1
     energy_floor_dbfs: float = -50.0
     noise_margin_db: float = 10.0
+    asr_margin_db: float = 6.0          # a lower gate for what is sent to Whisper (Silero verifies it)
     verify: bool = True                 # keep only regions where Silero VAD hears speech
     verify_threshold: float = 0.35
     verify_min_s: float = 0.1
@@ -412,6 +413,7 @@ class Config:
     model: ModelSettings
     vad: VadSettings
     tone_plan: TonePlan
+    disconnect_plan: TonePlan | None
     timing: TimingSettings
     matching: MatchSettings
     scoring: ScoreSettings
@@ -627,6 +629,25 @@ def _load_metric(section: _Section, path: Path) -> MetricCheck:
     return check
 
 
+def _tone_plan(tones: _Section, plans: _Section, key: str, plan_name: str) -> TonePlan:
+    """The tone plan ``tones.KEY`` names, validated."""
+    if not plans.has(plan_name):
+        raise tones.fail(key, f"no tone plan named {plan_name!r} under tones.plans")
+    plan_section = plans.section(plan_name)
+    freqs_node = plan_section.raw("frequencies_hz")
+    if freqs_node is None or not isinstance(freqs_node.value, list) or not freqs_node.value or not all(
+            isinstance(f.value, (int, float)) and f.value > 0 for f in freqs_node.value):
+        raise plan_section.fail("frequencies_hz", "expected a list of positive frequencies")
+    plan = TonePlan(
+        name=plan_name,
+        frequencies_hz=tuple(float(f.value) for f in freqs_node.value),
+        on_s=plan_section.get("on_s", float, min_value=0.05),
+        off_s=plan_section.get("off_s", float, min_value=0.0),
+    )
+    plan_section.check_unknown()
+    return plan
+
+
 def load_config(path: str | Path | None = None, *, profile: str | None = None) -> Config:
     """Load a config file (default: the bundled ``configs/default.yaml``) and its lexicons.
 
@@ -664,22 +685,10 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
     scoring = _dataclass_from(top.section("scoring"), ScoreSettings)
 
     tones = top.section("tones", required=True)
-    plan_name = tones.get("plan", str)
     plans = tones.section("plans", required=True)
-    if not plans.has(plan_name):
-        raise tones.fail("plan", f"no tone plan named {plan_name!r} under tones.plans")
-    plan_section = plans.section(plan_name)
-    freqs_node = plan_section.raw("frequencies_hz")
-    if freqs_node is None or not isinstance(freqs_node.value, list) or not freqs_node.value or not all(
-            isinstance(f.value, (int, float)) and f.value > 0 for f in freqs_node.value):
-        raise plan_section.fail("frequencies_hz", "expected a list of positive frequencies")
-    tone_plan = TonePlan(
-        name=plan_name,
-        frequencies_hz=tuple(float(f.value) for f in freqs_node.value),
-        on_s=plan_section.get("on_s", float, min_value=0.05),
-        off_s=plan_section.get("off_s", float, min_value=0.0),
-    )
-    plan_section.check_unknown()
+    tone_plan = _tone_plan(tones, plans, "plan", tones.get("plan", str))
+    disconnect_name = tones.get("disconnect", (str, type(None)), None)
+    disconnect_plan = _tone_plan(tones, plans, "disconnect", disconnect_name) if disconnect_name else None
     for other in plans.node.value:
         plans.used.add(other)
     tones.check_unknown()
@@ -737,7 +746,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
 
     return Config(
         path=str(path), rulebook_name=name, rulebook_version=version, channels=channels, model=model,
-        vad=vad, tone_plan=tone_plan, timing=timing, matching=matching, scoring=scoring, rules=rules,
+        vad=vad, tone_plan=tone_plan, disconnect_plan=disconnect_plan, timing=timing, matching=matching, scoring=scoring, rules=rules,
         lexicons=lexicons, hold_request_lexicon=hold_lexicon,
         backchannel_lexicon=backchannel_lexicon, digest=digest.hexdigest(), metadata=metadata,
         privacy=privacy, review=review, profile=profile,

@@ -15,6 +15,7 @@ from .audio import Audio, load_audio
 from .config import Config
 from .echo import echo_path, echo_spans
 from .errors import QAError
+from .hangup import LineEnd, decide_hangup, disconnect_bursts, line_end
 from .models import ModelInfo, load_model, resolve_model
 from .normalize import TextNormalizer
 from .rules import Finding, PhraseMatcher, evaluate, hold_cues
@@ -227,6 +228,7 @@ class Acoustics:
     music: tuple[Span, ...]
     levels_dbfs: dict
     voiced: dict          # frame-level speech per party (no joining or padding), for overtalk seconds
+    line_ends: dict = field(default_factory=dict)     # party → LineEnd: how each channel ends (CLS-3)
 
     def to_dict(self) -> dict:
         def spans(items):
@@ -234,7 +236,8 @@ class Acoustics:
         return {"duration_s": self.duration_s, "roles": self.roles,
                 "regions": {k: spans(v) for k, v in self.regions.items()}, "ring_bursts": spans(self.ring_bursts),
                 "music": spans(self.music), "levels_dbfs": self.levels_dbfs,
-                "voiced": {k: spans(v) for k, v in self.voiced.items()}}
+                "voiced": {k: spans(v) for k, v in self.voiced.items()},
+                "line_ends": {k: v.to_dict() for k, v in self.line_ends.items()}}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Acoustics":
@@ -243,7 +246,8 @@ class Acoustics:
         return cls(float(data["duration_s"]), dict(data["roles"]),
                    {k: spans(v) for k, v in data["regions"].items()}, tuple(spans(data["ring_bursts"])),
                    tuple(spans(data["music"])), dict(data["levels_dbfs"]),
-                   {k: spans(v) for k, v in data["voiced"].items()})
+                   {k: spans(v) for k, v in data["voiced"].items()},
+                   {k: LineEnd.from_dict(v) for k, v in data.get("line_ends", {}).items()})
 
 
 def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
@@ -260,12 +264,15 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
         raise QAError(f"{audio.path}: config channels {roles} do not fit a {audio.channels}-channel file")
     first: dict[str, VoiceActivity] = {}
     not_speech: dict[str, list[Span]] = {}
+    busy: dict[str, list[Span]] = {}
     ring_bursts: list[Span] = []
     music: list[Span] = []
     for role, index in roles.items():
         samples = audio.channel(index)
         ring = detect_ringback(samples, rate_hz=audio.rate_hz, plan=c.tone_plan, settings=c.timing)
-        first[role] = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad, exclude=ring.bursts)
+        busy[role] = disconnect_bursts(samples, rate_hz=audio.rate_hz, plan=c.disconnect_plan, settings=c.timing)
+        first[role] = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad,
+                                    exclude=list(ring.bursts) + busy[role])
         # quiet music on hold is still music: it need only stand above the line noise
         chan_music = detect_music(samples, rate_hz=audio.rate_hz, settings=c.timing,
                                   level_floor_dbfs=max(first[role].noise_floor_dbfs + c.timing.music_above_noise_db,
@@ -275,7 +282,7 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
             # music never covers speech: what Silero hears as speech is taken back out of it
             spoken = neural_speech(samples, rate_hz=audio.rate_hz, within=chan_music)
             chan_music = [m for m in subtract(chan_music, spoken) if m.duration_s >= c.timing.music_min_s]
-        not_speech[role] = list(ring.bursts) + chan_music
+        not_speech[role] = list(ring.bursts) + busy[role] + chan_music
         ring_bursts += ring.bursts
         music += chan_music
     echoes = _echoes(audio, roles, first, config) if stereo else {}
@@ -286,7 +293,8 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
         samples = audio.channel(index)
         vad = first[role]
         if echoes.get(role):
-            vad = dataclasses.replace(vad, raw=tuple(subtract(vad.raw, echoes[role])))
+            vad = dataclasses.replace(vad, raw=tuple(subtract(vad.raw, echoes[role])),
+                                      loose=tuple(subtract(vad.loose, echoes[role])))
         if not_speech[role] or echoes.get(role):
             vad = smooth(vad, exclude=not_speech[role])
         if c.vad.background_below_db is not None:
@@ -297,8 +305,11 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
         regions[role] = list(vad.regions)
         voiced[role] = subtract(vad.raw, not_speech[role])
         levels[role] = _speech_level_dbfs(samples, audio.rate_hz, vad.regions)
+    last_speech_s = max((r.end_s for spans in regions.values() for r in spans), default=0.0)
+    ends = {role: line_end(audio.channel(index), rate_hz=audio.rate_hz, after_s=last_speech_s, tone=busy[role])
+            for role, index in roles.items()} if stereo else {}
     return Acoustics(audio.duration_s, roles, regions, tuple(_dedupe_bursts(ring_bursts)), tuple(merge(music)),
-                     levels, voiced)
+                     levels, voiced, ends)
 
 
 def _echoes(audio: Audio, roles: dict, first: dict[str, VoiceActivity], config: Config) -> dict[str, list[Span]]:
@@ -340,7 +351,7 @@ def measure_timing(sound: Acoustics, *, config: Config, hold_cues_s=(), rates_cp
         mono=sound.regions.get("mixed"), ring_bursts=list(sound.ring_bursts), music=list(sound.music),
         tone=list(sound.ring_bursts), hold_cues_s=list(hold_cues_s), levels_dbfs=sound.levels_dbfs,
         voiced=sound.voiced, rates_cps=rates_cps, words=words, acknowledgements=acknowledgements,
-        settings=config.timing)
+        hangup=decide_hangup(sound.line_ends, duration_s=sound.duration_s), settings=config.timing)
 
 
 def _speech_level_dbfs(samples: np.ndarray, rate_hz: int, regions) -> float | None:

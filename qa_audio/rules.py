@@ -291,8 +291,15 @@ def evaluate_rule(rule: Rule, view: CallView, *, matcher: PhraseMatcher) -> Find
 def _metric_value(name: str, timing, facts: dict | None = None) -> tuple[object, list[dict]]:
     """The value of a timing metric and the spans that show it (None when it cannot be measured)."""
     if name == "hangup_side":
+        # call metadata is the stronger source; without it, what the audio shows
         side = (facts or {}).get("hangup_side") or None
-        return side, [evidence_dict(0.0, 0.0, "both", f"{side} hung up first (call metadata)")] if side else []
+        if side:
+            return side, [evidence_dict(0.0, 0.0, "both", f"{side} hung up first (call metadata)")]
+        heard = timing.hangup if timing is not None else None
+        if heard is None:
+            return None, []
+        return heard.side, [evidence_dict(heard.at_s, heard.at_s, "both",
+                                          f"{heard.side} hung up first (audio: {heard.how})")]
     if timing is None:
         return None, []
     t, talk = timing, timing.talk

@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .config import TimingSettings
+from .hangup import Hangup
 from .spans import Span, gaps, merge, subtract, total_s
 
 HOLD_REQUEST_REACH_S = 3.0   # a hold starts at the request's end if the music follows within this
 CHECK_IN_MAX_S = 20.0        # agent speech between two music stretches up to this long is a check-in
-CHECK_IN_CUSTOMER_MAX_S = 1.5   # ... while the customer says no more than this (else it is a conversation)
+CHECK_IN_AGENT_MAX_S = 8.0      # ... in which the agent says no more than this
+CHECK_IN_CUSTOMER_MAX_S = 1.5   # ... and the customer no more than this (else it is a conversation)
+CHECK_IN_TURN_GAP_S = 2.0       # the agent's check-in is one turn: no pause this long inside it
 
 
 def _r(value: float | None) -> float | None:
@@ -57,6 +60,7 @@ class Timing:
     dead_air: tuple[Span, ...]
     talk: dict = field(hash=False, compare=False)
     settings: TimingSettings = field(default_factory=TimingSettings)
+    hangup: Hangup | None = None           # who hung up first, as the audio shows it
 
     def to_dict(self) -> dict:
         return {
@@ -68,6 +72,7 @@ class Timing:
             "interruptions": None if self.interruptions is None else [i.to_dict() for i in self.interruptions],
             "dead_air": [d.to_dict() for d in self.dead_air],
             "talk": self.talk,
+            "hangup": self.hangup.to_dict() if self.hangup else None,
         }
 
 
@@ -101,6 +106,11 @@ def utterances_of(voiced: list[Span], *, gap_s: float) -> list[Span]:
     return merge([v for v in voiced if v.duration_s >= MIN_VOICED_RUN_S], gap_s=gap_s)
 
 
+def _speech_in(spans: list[Span], start_s: float, end_s: float) -> float:
+    window = Span(start_s, end_s)
+    return sum(s.overlap_s(window) for s in spans)
+
+
 def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, settings: TimingSettings,
                        words: list[TimedText] | None = None,
                        acknowledgements: frozenset[str] = frozenset()) -> list[Interruption]:
@@ -111,12 +121,15 @@ def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, setti
     backchannel. An utterance is a backchannel when its recognised words are only
     acknowledgements (``acknowledgements``, the backchannel lexicon), or, where Whisper returned
     no words for it, when it lasts at most ``backchannel_max_s``. Any other utterance is an
-    interruption when the other party has been speaking for ``interruption_min_prior_s`` and goes
-    on for at least ``interruption_floor_s`` after its onset within the same turn (pauses under
-    ``turn_gap_s``), whatever the overlap's length. One interruption per turn of the other party.
+    interruption when it starts inside a turn of the other party (speech with pauses under
+    ``turn_gap_s``) that began at least ``interruption_min_prior_s`` before, the other goes on
+    speaking at least ``interruption_floor_s`` after the onset, whatever the overlap's length, and
+    the speaker is starting rather than going on with a turn of their own (no substantive speech
+    of theirs in the second before). One interruption per turn of the other.
     """
     mine = utterances_of(speaker, gap_s=settings.utterance_gap_s)
-    theirs = utterances_of(other, gap_s=settings.turn_gap_s)      # the other's turn: a breath is no yield
+    fine = [v for v in other if v.duration_s >= MIN_VOICED_RUN_S]
+    theirs = merge(fine, gap_s=settings.turn_gap_s)
     words = sorted(words or [], key=lambda w: w.start_s)
     found: list[Interruption] = []
     taken: set[int] = set()
@@ -129,17 +142,16 @@ def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, setti
         elif utt.duration_s <= settings.backchannel_max_s:
             continue
         previous, spoke_until = spoke_until, utt.end_s
-        for k, held in enumerate(theirs):
-            if k in taken:
-                continue
-            # the speaker was already talking when the other began: the speaker goes on, the other cut in
-            if previous > held.start_s + settings.interruption_min_prior_s:
-                continue
-            if (held.start_s + settings.interruption_min_prior_s <= utt.start_s
-                    and held.end_s >= utt.start_s + settings.interruption_floor_s):
-                found.append(Interruption(utt.start_s, by, min(held.end_s, utt.end_s) - utt.start_s))
-                taken.add(k)
-                break
+        onset = utt.start_s
+        if previous > onset - 1.0:                      # the speaker goes on with their own turn
+            continue
+        k = next((k for k, t in enumerate(theirs) if t.start_s <= onset < t.end_s), None)
+        if k is None or k in taken or theirs[k].start_s + settings.interruption_min_prior_s > onset:
+            continue
+        if _speech_in(fine, onset, theirs[k].end_s) < settings.interruption_floor_s:
+            continue
+        found.append(Interruption(onset, by, min(theirs[k].end_s, utt.end_s) - onset))
+        taken.add(k)
     return found
 
 
@@ -148,22 +160,17 @@ def find_holds(*, agent: list[Span], music: list[Span], hold_cues_s: list[float]
     """Holds with music (split into waits by agent check-ins) and silent holds the agent announced.
 
     Music on hold of ``music_min_s`` or more (the detector's own minimum) is a hold whatever its
-    length; an announced silence is one from ``hold_min_s``. Two music stretches belong to one hold
-    when only the agent speaks between them, briefly (a check-in); a conversation between them (the
-    customer talks) makes them two holds.
+    length; an announced silence is one from ``hold_min_s``. Two stretches belong to one hold when
+    the agent only checks in between them (see ``_check_in``); a conversation makes them two holds.
     """
     holds: list[Hold] = []
     music = [m for m in merge(music) if m.end_s > after_s]
     groups: list[list[Span]] = []
     for span in music:
-        if groups:
-            between = Span(groups[-1][-1].end_s, span.start_s)
-            talked = sum(c.overlap_s(between) for c in customer or [])
-            agent_talked = sum(a.overlap_s(between) for a in agent)
-            conversation = talked > CHECK_IN_CUSTOMER_MAX_S and agent_talked > 0.5
-            if between.duration_s <= CHECK_IN_MAX_S and not conversation:
-                groups[-1].append(span)
-                continue
+        if groups and _check_in(Span(groups[-1][-1].end_s, span.start_s), agent=agent, customer=customer or [],
+                                cues_s=list(hold_cues_s)):
+            groups[-1].append(span)
+            continue
         groups.append([span])
     for group in groups:
         onset, offset = group[0].start_s, group[-1].end_s
@@ -180,9 +187,46 @@ def find_holds(*, agent: list[Span], music: list[Span], hold_cues_s: list[float]
             continue
         after = [a.start_s for a in agent if a.start_s > cue + 0.05]
         end = after[0] if after else call_end_s
+        # music that starts before the agent speaks again is this hold: it starts at the request
+        joined = next((i for i, h in enumerate(holds) if cue < h.start_s <= end), None)
+        if joined is not None:
+            h = holds[joined]
+            waits = tuple(w for w in gaps(agent, start_s=cue, end_s=h.end_s) if w.duration_s > 0.5)
+            holds[joined] = Hold(cue, h.end_s, h.kind, waits or (Span(cue, h.end_s),))
+            continue
         if end - cue >= settings.hold_min_s:
             holds.append(Hold(cue, end, "silence", (Span(cue, end),)))
-    return sorted(holds, key=lambda h: h.start_s)
+    return _join_check_ins(sorted(holds, key=lambda h: h.start_s), agent=agent, customer=customer or [],
+                           cues_s=list(hold_cues_s))
+
+
+def _check_in(between: Span, *, agent: list[Span], customer: list[Span], cues_s: list[float]) -> bool:
+    """The agent speaks briefly between two holds: a check-in ("还在为您查询，请您再稍等"), not a conversation.
+
+    Brief: the stretch is at most ``CHECK_IN_MAX_S`` with one agent turn of at most
+    ``CHECK_IN_AGENT_MAX_S``. A check-in that asks the caller to keep waiting (a hold request in it) is one whatever the
+    customer channel carries; otherwise the customer says at most ``CHECK_IN_CUSTOMER_MAX_S``.
+    """
+    said = [Span(max(a.start_s, between.start_s), min(a.end_s, between.end_s)) for a in agent if a.overlap_s(between) > 0]
+    if (between.duration_s > CHECK_IN_MAX_S or total_s(said) > CHECK_IN_AGENT_MAX_S
+            or len(merge(said, gap_s=CHECK_IN_TURN_GAP_S)) > 1):          # one agent turn, not a dialogue
+        return False
+    if any(between.start_s <= cue <= between.end_s + 0.5 for cue in cues_s):
+        return True
+    return sum(c.overlap_s(between) for c in customer) <= CHECK_IN_CUSTOMER_MAX_S
+
+
+def _join_check_ins(holds: list[Hold], *, agent: list[Span], customer: list[Span], cues_s: list[float]) -> list[Hold]:
+    """Neighbouring holds separated by a check-in are one hold with more than one wait."""
+    out: list[Hold] = []
+    for hold in holds:
+        if out and _check_in(Span(out[-1].end_s, hold.start_s), agent=agent, customer=customer, cues_s=cues_s):
+            last = out[-1]
+            kind = "music" if "music" in (last.kind, hold.kind) else last.kind
+            out[-1] = Hold(last.start_s, max(last.end_s, hold.end_s), kind, last.waits + hold.waits)
+        else:
+            out.append(hold)
+    return out
 
 
 def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: list[Span] | None,
@@ -190,7 +234,7 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
                    tone: list[Span] = (), hold_cues_s: list[float] = (), levels_dbfs: dict | None = None,
                    voiced: dict | None = None, rates_cps: dict | None = None,
                    words: dict[str, list[TimedText]] | None = None, acknowledgements: frozenset[str] = frozenset(),
-                   settings: TimingSettings) -> Timing:
+                   hangup: Hangup | None = None, settings: TimingSettings) -> Timing:
     """The timing block. Stereo: pass ``agent`` and ``customer``; mono: pass ``mono`` only.
 
     ``words`` (per party, from the transcript) and ``acknowledgements`` tell backchannels from
@@ -199,6 +243,10 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
     stereo = mono is None
     opener = agent if stereo else mono
     answer_s = opener[0].start_s if opener else None
+    if answer_s is not None:
+        # regions are built leniently, joined and padded: the answer is the first real run of speech frames
+        fine = [v for v in (voiced or {}).get("agent" if stereo else "mixed", []) if v.duration_s >= MIN_VOICED_RUN_S]
+        answer_s = fine[0].start_s if fine else answer_s
     answered = answer_s is not None
     cutoff = answer_s if answered else duration_s
     rings_before = [b for b in ring_bursts if b.start_s < cutoff]
@@ -255,7 +303,8 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
         talk["longest_unacknowledged_s"] = _r(longest.duration_s) if longest else 0.0
         talk["unacknowledged"] = [[_r(longest.start_s), _r(longest.end_s)]] if longest else []
     return Timing(answered, rings, ring_to_answer, answer_s, tuple(holds),
-                  None if interruptions is None else tuple(interruptions), tuple(dead_air), talk, settings)
+                  None if interruptions is None else tuple(interruptions), tuple(dead_air), talk, settings,
+                  hangup if stereo else None)
 
 
 def longest_unacknowledged(customer: list[Span], agent: list[Span], *, turn_gap_s: float) -> Span | None:

@@ -22,13 +22,14 @@ VAD_RATES_HZ = (8000, 16000, 32000, 48000)
 class VoiceActivity:
     """Speech regions of one channel and the frame data that produced them."""
 
-    regions: tuple[Span, ...]
-    raw: tuple[Span, ...]          # frame-level speech before smoothing and exclusions
+    regions: tuple[Span, ...]      # what is sent to Whisper: built from ``loose``, joined, padded
+    raw: tuple[Span, ...]          # frame-level speech before smoothing and exclusions (the timing's)
     duration_s: float
     frame_s: float
     noise_floor_dbfs: float
     threshold_dbfs: float
     settings: VadSettings
+    loose: tuple[Span, ...] = ()   # frame-level speech under the lenient gate (``asr_margin_db``), for regions
 
 
 def frame_levels_dbfs(samples: np.ndarray, *, rate_hz: int, frame_s: float) -> np.ndarray:
@@ -64,7 +65,11 @@ def detect_speech(samples: np.ndarray, *, rate_hz: int, settings: VadSettings,
     threshold = max(settings.energy_floor_dbfs, noise_floor + settings.noise_margin_db)
     mask = decisions & (levels > threshold)
     raw = tuple(mask_to_spans(mask, hop_s=frame_s))
-    return smooth(VoiceActivity((), raw, len(samples) / rate_hz, frame_s, noise_floor, threshold, settings),
+    # quieter speech still goes to Whisper: the regions use a lower gate (Silero then drops what is noise)
+    loose_threshold = max(settings.energy_floor_dbfs, noise_floor + min(settings.asr_margin_db,
+                                                                        settings.noise_margin_db))
+    loose = tuple(mask_to_spans(decisions & (levels > loose_threshold), hop_s=frame_s))
+    return smooth(VoiceActivity((), raw, len(samples) / rate_hz, frame_s, noise_floor, threshold, settings, loose),
                   exclude=exclude)
 
 
@@ -100,8 +105,8 @@ def neural_speech(samples: np.ndarray, *, rate_hz: int, within: list[Span] | tup
 
 
 def verify(activity: VoiceActivity, samples: np.ndarray, *, rate_hz: int, threshold: float,
-           min_heard_s: float) -> VoiceActivity:
-    """Keep the regions in which Silero hears at least ``min_heard_s`` of speech.
+           min_heard_s: float, trim_pad_s: float = 0.5) -> VoiceActivity:
+    """Keep the regions in which Silero hears at least ``min_heard_s`` of speech, trimmed to it (± ``trim_pad_s``).
 
     webrtcvad and an energy gate take clicks, crackle and bursts of line noise for speech; those
     regions would start the call early, hide dead air, count as interruptions and be sent to
@@ -110,9 +115,20 @@ def verify(activity: VoiceActivity, samples: np.ndarray, *, rate_hz: int, thresh
     if not activity.regions:
         return activity
     heard = neural_speech(samples, rate_hz=rate_hz, within=activity.regions, min_speech_s=0.1, threshold=threshold)
-    kept = tuple(r for r in activity.regions if sum(h.overlap_s(r) for h in heard) >= min_heard_s)
-    raw = tuple(s for s in activity.raw if any(s.overlap_s(r) > 0 for r in kept))
-    return dataclasses.replace(activity, regions=kept, raw=raw)
+    kept = []
+    for r in activity.regions:
+        inside = [h for h in heard if h.overlap_s(r) > 0]
+        if sum(h.overlap_s(r) for h in inside) < min_heard_s:
+            continue
+        # clicks and bursts of noise joined onto a region's edges are not speech: trim to what Silero hears
+        kept.append(Span(max(r.start_s, inside[0].start_s - trim_pad_s), min(r.end_s, inside[-1].end_s + trim_pad_s)))
+    return dataclasses.replace(activity, regions=tuple(kept), raw=_within(activity.raw, kept),
+                               loose=_within(activity.loose, kept))
+
+
+def _within(spans: tuple[Span, ...], regions: list[Span]) -> tuple[Span, ...]:
+    return tuple(part for s in spans for r in regions
+                 for part in [Span(max(s.start_s, r.start_s), min(s.end_s, r.end_s))] if part.duration_s > 0)
 
 
 def drop_background(activity: VoiceActivity, samples: np.ndarray, *, rate_hz: int,
@@ -135,14 +151,14 @@ def drop_background(activity: VoiceActivity, samples: np.ndarray, *, rate_hz: in
     cumulative = np.cumsum(weights[order]) / weights.sum()
     own = peaks[int(order[np.searchsorted(cumulative, 0.5)])]      # the duration-weighted median peak
     kept = tuple(r for r, p in zip(activity.regions, peaks) if p >= own - below_db)
-    raw = tuple(s for s in activity.raw if any(s.overlap_s(r) > 0 for r in kept))
-    return dataclasses.replace(activity, regions=kept, raw=raw)
+    return dataclasses.replace(activity, regions=kept, raw=_within(activity.raw, list(kept)),
+                               loose=_within(activity.loose, list(kept)))
 
 
 def smooth(activity: VoiceActivity, *, exclude: list[Span] | tuple[Span, ...] = ()) -> VoiceActivity:
     """Regions from the frame decisions: drop ``exclude``, join short pauses, drop blips, pad."""
     settings = activity.settings
-    joined = merge(subtract(activity.raw, exclude), gap_s=settings.merge_gap_s)
+    joined = merge(subtract(activity.loose or activity.raw, exclude), gap_s=settings.merge_gap_s)
     kept = [s for s in joined if s.duration_s >= settings.min_speech_s]
     padded = [Span(max(0.0, s.start_s - settings.pad_s), min(activity.duration_s, s.end_s + settings.pad_s))
               for s in kept]

@@ -1,6 +1,6 @@
 """Compare qa-audio's timing with the labels of a set made by make_timing_set.py.
 
-    python scripts/eval_timing.py build/timing-set [--config FILE] [--json]
+    python scripts/eval_timing.py build/timing-set [--config FILE] [--store DB | --results DIR] [--json]
 
 Prints rings and ring-to-answer accuracy, hold precision/recall (temporal IoU ≥ 0.5)
 and duration error, agent-interruption precision/recall (within 1 s), the share
@@ -15,6 +15,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -63,27 +64,79 @@ def pr(tp: int, n_found: int, n_truth: int) -> tuple[float, float]:
     return (tp / n_found if n_found else 1.0), (tp / n_truth if n_truth else 1.0)
 
 
-def evaluate(set_dir: Path, *, config_path=None) -> dict:
+@dataclass(frozen=True)
+class Found:
+    """What qa-audio reported, from a fresh audio-only analysis or from a result JSON (ASR included)."""
+
+    rings: int | None
+    ring_to_answer_s: float | None
+    holds: list
+    agent_interruptions: list
+    dead_air: list
+    hangup_side: str | None
+
+
+def _from_timing(timing) -> Found:
+    return Found(timing.rings, timing.ring_to_answer_s, [(h.start_s, h.end_s) for h in timing.holds],
+                 [i.at_s for i in timing.interruptions or () if i.by == "agent"],
+                 [(d.start_s, d.end_s) for d in timing.dead_air], timing.hangup.side if timing.hangup else None)
+
+
+def _from_result(result: dict) -> Found:
+    t = result["timing"]
+    return Found(t["rings"], t["ring_to_answer_s"], [(h["start_s"], h["end_s"]) for h in t["holds"]],
+                 [i["at_s"] for i in t["interruptions"] or () if i["by"] == "agent"],
+                 [(d["start_s"], d["end_s"]) for d in t["dead_air"]], (t.get("hangup") or {}).get("side"))
+
+
+def judged_from_store(db: Path, config) -> dict[str, Found]:
+    """Every analysis a results store holds (acoustics and transcript), judged now: timing with the words."""
+    from qa_audio.pipeline import Analysis, Scorer, analysis_key
+    from qa_audio.store import open_store
+
+    scorer = Scorer(config)
+    with open_store(db) as store:
+        stored = store.stored_analyses(key=analysis_key(config))
+    return {Path(a["audio"]["path"]).stem: _from_timing(scorer.judge(Analysis.from_dict(a)).timing) for _, a in stored}
+
+
+def evaluate(set_dir: Path, *, config_path=None, results_dir: Path | None = None, store: Path | None = None) -> dict:
+    """Score qa-audio's timing against the set's labels: audio-only analysis; or the timing of
+    ``qa-audio batch --out`` result files (``results_dir``); or the analyses of a results store judged
+    now (``store``). The last two use the transcript too (words for backchannels, hold requests)."""
     config = load_config(config_path)
     labels = json.loads((set_dir / "labels.json").read_text(encoding="utf-8"))
+    judged = judged_from_store(store, config) if store is not None else None
     counts = {k: 0 for k in ("calls", "rings_ok", "r2a_ok", "r2a_n", "hold_tp", "hold_found", "hold_truth",
                              "int_tp", "int_found", "int_truth", "bc_flagged", "bc_truth", "dead_tp",
                              "dead_found", "dead_truth")}
-    counts.update(speech_s=0.0, speech_sent_s=0.0)
+    counts.update(speech_s=0.0, speech_sent_s=0.0, hangup_n=0, hangup_ok=0)
     hold_errors, audio_s, analysis_s, decode_s, misses = [], 0.0, 0.0, 0.0, []
     for name, lab in sorted(labels.items()):
-        t_load = time.perf_counter()
-        audio = load_audio(set_dir / name)
-        decode_s += time.perf_counter() - t_load
-        t0 = time.perf_counter()
-        acoustics = analyze_acoustics(audio, config)
-        timing = measure_timing(acoustics, config=config)
-        analysis_s += time.perf_counter() - t0
-        for party, spans in lab.get("speech", {}).items():      # what of the true speech reaches Whisper
-            truth = [Span(a, b) for a, b in spans]
-            counts["speech_s"] += total_s(truth)
-            counts["speech_sent_s"] += total_s(truth) - total_s(subtract(truth, acoustics.regions.get(party, [])))
-        audio_s += audio.duration_s
+        if judged is not None:
+            timing = judged[Path(name).stem]
+            audio_s += lab["duration_s"]
+        elif results_dir is not None:
+            timing = _from_result(json.loads((results_dir / f"{Path(name).stem}.json").read_text(encoding="utf-8")))
+            audio_s += lab["duration_s"]
+        else:
+            t_load = time.perf_counter()
+            audio = load_audio(set_dir / name)
+            decode_s += time.perf_counter() - t_load
+            t0 = time.perf_counter()
+            acoustics = analyze_acoustics(audio, config)
+            timing = _from_timing(measure_timing(acoustics, config=config))
+            analysis_s += time.perf_counter() - t0
+            audio_s += audio.duration_s
+            for party, spans in lab.get("speech", {}).items():      # what of the true speech reaches Whisper
+                truth = [Span(a, b) for a, b in spans]
+                counts["speech_s"] += total_s(truth)
+                counts["speech_sent_s"] += total_s(truth) - total_s(subtract(truth, acoustics.regions.get(party, [])))
+        if "hangup_side" in lab:
+            counts["hangup_n"] += 1
+            counts["hangup_ok"] += timing.hangup_side == lab["hangup_side"]
+            if timing.hangup_side != lab["hangup_side"]:
+                misses.append(f"{name}: hang-up side {timing.hangup_side} != {lab['hangup_side']}")
         counts["calls"] += 1
         counts["rings_ok"] += timing.rings == lab["rings"]
         if timing.rings != lab["rings"]:
@@ -95,7 +148,7 @@ def evaluate(set_dir: Path, *, config_path=None) -> dict:
             if not ok:
                 misses.append(f"{name}: ring-to-answer {timing.ring_to_answer_s} != {lab['ring_to_answer_s']}")
         truth = [(h["start_s"], h["end_s"]) for h in lab["holds"]]
-        found = [(h.start_s, h.end_s) for h in timing.holds]
+        found = timing.holds
         pairs = match_spans(truth, found)
         counts["hold_tp"] += len(pairs)
         counts["hold_found"] += len(found)
@@ -103,7 +156,7 @@ def evaluate(set_dir: Path, *, config_path=None) -> dict:
         hold_errors += [abs((f[1] - f[0]) - (t[1] - t[0])) for t, f in pairs]
         if len(pairs) != len(truth) or len(found) != len(truth):
             misses.append(f"{name}: holds {found} vs {truth}")
-        agent_int = [i.at_s for i in timing.interruptions if i.by == "agent"]
+        agent_int = timing.agent_interruptions
         pairs = match_points(lab["agent_interruptions"], agent_int)
         counts["int_tp"] += len(pairs)
         counts["int_found"] += len(agent_int)
@@ -113,7 +166,7 @@ def evaluate(set_dir: Path, *, config_path=None) -> dict:
         counts["bc_truth"] += len(lab["backchannels"])
         counts["bc_flagged"] += len(match_points(lab["backchannels"], agent_int))
         truth = [tuple(d) for d in lab["dead_air"]]
-        found = [(d.start_s, d.end_s) for d in timing.dead_air]
+        found = timing.dead_air
         pairs = match_spans(truth, found)
         counts["dead_tp"] += len(pairs)
         counts["dead_found"] += len(found)
@@ -134,8 +187,9 @@ def evaluate(set_dir: Path, *, config_path=None) -> dict:
         "backchannels_reported_as_interruptions": c["bc_flagged"] / c["bc_truth"] if c["bc_truth"] else 0.0,
         "dead_air": {"precision": dead_p, "recall": dead_r, "n": c["dead_truth"]},
         "transcript_completeness": c["speech_sent_s"] / c["speech_s"] if c["speech_s"] else None,
-        "timing_x_realtime_one_core": round(audio_s / analysis_s, 1),
-        "timing_with_decode_x_realtime_one_core": round(audio_s / (analysis_s + decode_s), 1),
+        "hangup_side_accuracy": c["hangup_ok"] / c["hangup_n"] if c["hangup_n"] else None,
+        "timing_x_realtime_one_core": round(audio_s / analysis_s, 1) if analysis_s else None,
+        "timing_with_decode_x_realtime_one_core": round(audio_s / (analysis_s + decode_s), 1) if analysis_s else None,
         "misses": misses,
     }
 
@@ -144,9 +198,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("set_dir", nargs="?", default=str(ROOT / "build" / "timing-set"))
     parser.add_argument("--config")
+    parser.add_argument("--results", help="a folder of result JSON files (qa-audio batch --out) to judge instead")
+    parser.add_argument("--store", help="a results store of the set (qa-audio batch --db): its analyses judged now")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    report = evaluate(Path(args.set_dir), config_path=args.config)
+    report = evaluate(Path(args.set_dir), config_path=args.config,
+                      results_dir=Path(args.results) if args.results else None,
+                      store=Path(args.store) if args.store else None)
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
@@ -161,8 +219,11 @@ def main() -> int:
     print(f"dead air (n={d['n']})          precision {d['precision']:.3f} recall {d['recall']:.3f}")
     if report["transcript_completeness"] is not None:
         print(f"labelled speech sent to ASR {report['transcript_completeness']:.2%}")
-    print(f"timing analysis             {report['timing_x_realtime_one_core']}x real time (one core); "
-          f"{report['timing_with_decode_x_realtime_one_core']}x with decoding and resampling")
+    if report["hangup_side_accuracy"] is not None:
+        print(f"hang-up side from the audio {report['hangup_side_accuracy']:.1%}")
+    if report["timing_x_realtime_one_core"] is not None:
+        print(f"timing analysis             {report['timing_x_realtime_one_core']}x real time (one core); "
+              f"{report['timing_with_decode_x_realtime_one_core']}x with decoding and resampling")
     for miss in report["misses"]:
         print("  miss:", miss)
     return 0

@@ -21,7 +21,8 @@ from the ranges real lines show and aims at the detectors' weak spots:
   utterance, including its last half second right before the agent's next turn;
   near-continuous talkers (several lines with 0.15-0.5 s pauses).
 * **holds**: announced or not, 3-90 s, with music of several kinds (the real
-  tracks from any offset, including quiet passages, at -38 to -12 dBFS; a sparse
+  tracks from any offset, including quiet and sparse passages, 6-30 dB above the
+  channel's line noise and within -40 to -10 dBFS; a sparse
   synthetic piano; a sustained synthetic pad), on the agent or the customer
   channel, with check-ins on long holds; announced silent holds; short announced
   music holds of 3-7 s.
@@ -236,11 +237,17 @@ class Composer:
         self.agent_speed = float(rng.uniform(0.85, 1.2))
         self.customer_speed = float(rng.uniform(0.85, 1.2))
         self.level = {"agent": 10 ** (rng.uniform(-30, -10) / 20), "customer": 10 ** (rng.uniform(-30, -10) / 20)}
+        # each channel's line noise, drawn up front so music on hold can be placed relative to it
+        self.noise = {party: {"kind": str(rng.choice(["pink", "pink", "babble", "hum", "clicks", "crackle", "white"])),
+                              "snr_db": round(float(rng.uniform(8, 35)), 1)} for party in ("agent", "customer")}
         self.labels: dict = {"rings": 0, "holds": [], "agent_interruptions": [], "customer_interruptions": [],
                              "backchannels": [], "customer_backchannels": [], "dead_air": [],
                              "speech": {"agent": [], "customer": []}}
         self.agent_chars = 0
         self.agent_talk_s = 0.0
+
+    def noise_level(self, party: str) -> float:
+        return self.level[party] / 10 ** (self.noise[party]["snr_db"] / 20)
 
     def pick(self, kind: str) -> Clip:
         pool = self.bank.lines[kind]
@@ -410,8 +417,16 @@ def cut_in(c: Composer, by: str, other_start: float, other_end: float) -> float:
     rng = c.rng
     other = "customer" if by == "agent" else "agent"
     track = c.customer if other == "customer" else c.agent
-    at = float(rng.uniform(other_start + 0.8, max(other_start + 0.9, other_end - 0.3)))
     overlap = float(rng.uniform(0.2, 2.5))
+    # the onset must fall while the other is really speaking (not in a reading pause of a real clip),
+    # and the other must really go on speaking over the overlap before yielding
+    spoken = [(a, b) for a, b in track.speech if b > other_start]
+    candidates = [t for t in np.arange(other_start + 0.8, other_end - 0.2, 0.02)
+                  if any(a <= t - 0.15 and t < b for a, b in spoken)
+                  and sum(max(0.0, min(b, t + overlap) - max(a, t)) for a, b in spoken) >= min(0.2, overlap)]
+    if not candidates:
+        return other_end
+    at = float(candidates[int(rng.integers(len(candidates)))])
     # cut the other's last clip at at+overlap: the other yields the floor
     start_i, audio = track.parts.pop()
     stop = int((at + overlap) * RATE_HZ) - start_i
@@ -454,6 +469,7 @@ def hold(c: Composer, t: float, results: list) -> float:
     if kind == "silence":
         length = max(length, float(rng.uniform(9.0, 14.0)))
     line = c.pick("hold_request") if announced else c.pick("no_request")
+    channel = "agent" if rng.random() < 0.8 else "customer"
     _, t = c.put("agent", t, line)
     hold_start = t
     m_at = t + float(rng.uniform(0.3, 1.5)) if kind == "music" else t
@@ -461,8 +477,7 @@ def hold(c: Composer, t: float, results: list) -> float:
     check_ins = int(length // 35) if length > 35 and rng.random() < 0.7 else 0
     pieces = np.diff(np.sort(np.concatenate([[0, length], rng.uniform(0.25, 0.75, check_ins) * length])))
     wait_from = hold_start
-    channel = "agent" if rng.random() < 0.8 else "customer"
-    source, music = choose_music(c, float(length + 5)) if kind == "music" else (None, None)
+    source, music = choose_music(c, float(length + 5), channel) if kind == "music" else (None, None)
     used = 0.0
     for i, piece in enumerate(pieces):
         if source is not None:
@@ -485,20 +500,23 @@ def hold(c: Composer, t: float, results: list) -> float:
     return r_end
 
 
-def choose_music(c: Composer, seconds: float) -> tuple[np.ndarray, str]:
-    """Unit-peak music of ``seconds``: a real track from any offset (quiet passages too) or a synthetic one."""
+def choose_music(c: Composer, seconds: float, channel: str) -> tuple[np.ndarray, str]:
+    """Music of ``seconds`` for ``channel``: a real track from any offset (quiet and sparse passages too) or a
+    synthetic one, 6-30 dB above that channel's line noise (quieter is not audible music) and within -40..-10 dBFS."""
     rng = c.rng
-    kind = rng.choice(["real", "real", "real", "piano", "pad"])
+    kind = str(rng.choice(["real", "real", "real", "piano", "pad"]))
     if kind == "real":
         track = c.bank.music[int(rng.integers(len(c.bank.music)))]
         n = int(seconds * RATE_HZ)
         offset = int(rng.integers(0, max(1, len(track) - n)))
         seg = np.tile(track, 2)[offset: offset + n]
-        gain_db = float(rng.uniform(-38, -12))
-        return seg * (10 ** (gain_db / 20) / (np.sqrt(np.mean(seg ** 2)) + 1e-9)), f"real {gain_db:.0f} dBFS"
-    seg = synth_music(rng, str(kind), seconds)
-    gain_db = float(rng.uniform(-34, -14))
-    return seg * (10 ** (gain_db / 20) / (np.sqrt(np.mean(seg ** 2)) + 1e-9)), f"{kind} {gain_db:.0f} dBFS"
+    else:
+        seg = synth_music(rng, kind, seconds)
+    noise_dbfs = 20 * np.log10(c.noise_level(channel))
+    above_db = float(rng.uniform(6, 30))
+    gain_db = float(np.clip(noise_dbfs + above_db, -40, -10))
+    scaled = seg * (10 ** (gain_db / 20) / (np.sqrt(np.mean(seg ** 2)) + 1e-9))
+    return scaled, f"{kind} {gain_db:.0f} dBFS, {gain_db - noise_dbfs:.0f} dB above the line noise"
 
 
 def mix(c: Composer, rng: np.random.Generator, ring: np.ndarray, total_s: float, dead_from: dict,
@@ -521,15 +539,10 @@ def mix(c: Composer, rng: np.random.Generator, ring: np.ndarray, total_s: float,
         labels["echo_db"] = round(20 * np.log10(gain), 1)
     band = butter(4, [300, 3400], btype="bandpass", fs=RATE_HZ, output="sos")
     stereo = sosfilt(band, stereo, axis=1)
-    kinds = ["pink", "pink", "babble", "hum", "clicks", "crackle", "white"]
-    labels["noise"] = {}
+    labels["noise"] = c.noise
     for ch, party in ((0, "agent"), (1, "customer")):
-        kind = str(rng.choice(kinds))
-        snr = float(rng.uniform(8, 35))
-        level = c.level[party] / 10 ** (snr / 20)
-        line = noise(rng, kind, n, c.bank) * level
+        line = noise(rng, c.noise[party]["kind"], n, c.bank) * c.noise_level(party)
         stereo[ch] += sosfilt(band, line)
-        labels["noise"][party] = {"kind": kind, "snr_db": round(snr, 1)}
     for party, at_s in dead_from.items():                     # the side that hung up goes dead
         stereo[0 if party == "agent" else 1, int(at_s * RATE_HZ):] = 0.0
     labels["duration_s"] = round(n / RATE_HZ, 3)

@@ -140,8 +140,9 @@ def test_hard_generator_subset_keeps_its_figures(tmp_path):
     maker, evaluator = load_script("make_hard_set"), load_script("eval_timing")
     maker.make_set(tmp_path, count=8, seed=3)
     report = evaluator.evaluate(tmp_path)
+    assert report["rings_exact"] == 1.0
     assert report["transcript_completeness"] >= 0.98
-    assert report["holds"]["precision"] >= 0.95 and report["holds"]["recall"] >= 0.6
-    assert report["agent_interruptions"]["precision"] >= 0.75 and report["agent_interruptions"]["recall"] >= 0.65
-    assert report["backchannels_reported_as_interruptions"] <= 0.1
-    assert report["dead_air"]["recall"] >= 0.9
+    assert report["holds"]["precision"] >= 0.85 and report["holds"]["recall"] >= 0.85
+    assert report["agent_interruptions"]["precision"] >= 0.7 and report["agent_interruptions"]["recall"] >= 0.8
+    assert report["backchannels_reported_as_interruptions"] <= 0.05
+    assert report["hangup_side_accuracy"] == 1.0
