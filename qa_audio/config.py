@@ -421,6 +421,7 @@ class Config:
     lexicons: dict[str, Lexicon] = field(hash=False, compare=False)
     hold_request_lexicon: str | None = None
     backchannel_lexicon: str | None = None
+    asr_inventions_lexicon: str | None = None
     digest: str = ""
     metadata: MetadataSettings = field(default_factory=MetadataSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
@@ -713,6 +714,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
 
     hold_lexicon = top.get("hold_request_lexicon", (str, type(None)), None)
     backchannel_lexicon = top.get("backchannel_lexicon", (str, type(None)), None)
+    inventions_lexicon = top.get("asr_inventions_lexicon", (str, type(None)), None)
     metadata = _load_metadata(top.section("metadata"))
     privacy_section = top.section("privacy")
     privacy = PrivacySettings(
@@ -732,7 +734,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
     review_section.check_unknown()
     top.check_unknown()
 
-    names = {n for rule in rules for n in rule.lexicons} | {n for n in (hold_lexicon, backchannel_lexicon) if n}
+    names = {n for rule in rules for n in rule.lexicons} | {n for n in (hold_lexicon, backchannel_lexicon, inventions_lexicon) if n}
     lexicons = {}
     for lex_name in sorted(names):
         if not re.fullmatch(r"[a-z0-9_]+", lex_name):
@@ -748,7 +750,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
         path=str(path), rulebook_name=name, rulebook_version=version, channels=channels, model=model,
         vad=vad, tone_plan=tone_plan, disconnect_plan=disconnect_plan, timing=timing, matching=matching, scoring=scoring, rules=rules,
         lexicons=lexicons, hold_request_lexicon=hold_lexicon,
-        backchannel_lexicon=backchannel_lexicon, digest=digest.hexdigest(), metadata=metadata,
+        backchannel_lexicon=backchannel_lexicon, asr_inventions_lexicon=inventions_lexicon, digest=digest.hexdigest(), metadata=metadata,
         privacy=privacy, review=review, profile=profile,
     )
 

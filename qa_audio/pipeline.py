@@ -86,7 +86,8 @@ class Scorer:
         self._model, self._model_info = model, model_info
         self.normalizer = TextNormalizer()
         self.matcher = PhraseMatcher(config, self.normalizer)
-        self.acknowledgements = acknowledgements(config, self.normalizer)
+        self.acknowledgements = phrase_set(config, config.backchannel_lexicon, self.normalizer)
+        self.inventions = phrase_set(config, config.asr_inventions_lexicon, self.normalizer)
 
     @property
     def model(self):
@@ -155,7 +156,7 @@ class Scorer:
         timing = measure_timing(analysis.acoustics, config=c,
                                 hold_cues_s=hold_cues(c, utterances, matcher=self.matcher),
                                 rates_cps=speaking_rates(utterances), utterances=utterances,
-                                acknowledgements=self.acknowledgements)
+                                acknowledgements=self.acknowledgements, inventions=self.inventions)
         turns = utterances + unrecognised_turns(analysis.acoustics, utterances)
         findings = evaluate(c, turns, matcher=self.matcher, timing=timing, facts=facts)
         score = score_findings(findings, c.scoring)
@@ -229,6 +230,7 @@ class Acoustics:
     levels_dbfs: dict
     voiced: dict          # frame-level speech per party (no joining or padding), for overtalk seconds
     line_ends: dict = field(default_factory=dict)     # party → LineEnd: how each channel ends (CLS-3)
+    heard: dict = field(default_factory=dict)     # frame-level speech under the lenient gate, in verified regions
 
     def to_dict(self) -> dict:
         def spans(items):
@@ -237,7 +239,8 @@ class Acoustics:
                 "regions": {k: spans(v) for k, v in self.regions.items()}, "ring_bursts": spans(self.ring_bursts),
                 "music": spans(self.music), "levels_dbfs": self.levels_dbfs,
                 "voiced": {k: spans(v) for k, v in self.voiced.items()},
-                "line_ends": {k: v.to_dict() for k, v in self.line_ends.items()}}
+                "line_ends": {k: v.to_dict() for k, v in self.line_ends.items()},
+                "heard": {k: spans(v) for k, v in self.heard.items()}}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Acoustics":
@@ -247,7 +250,8 @@ class Acoustics:
                    {k: spans(v) for k, v in data["regions"].items()}, tuple(spans(data["ring_bursts"])),
                    tuple(spans(data["music"])), dict(data["levels_dbfs"]),
                    {k: spans(v) for k, v in data["voiced"].items()},
-                   {k: LineEnd.from_dict(v) for k, v in data.get("line_ends", {}).items()})
+                   {k: LineEnd.from_dict(v) for k, v in data.get("line_ends", {}).items()},
+                   {k: spans(v) for k, v in data.get("heard", {}).items()})
 
 
 def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
@@ -288,6 +292,7 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
     echoes = _echoes(audio, roles, first, config) if stereo else {}
     regions: dict[str, list[Span]] = {}
     voiced: dict[str, list[Span]] = {}
+    heard: dict[str, list[Span]] = {}
     levels: dict[str, float | None] = {}
     for role, index in roles.items():
         samples = audio.channel(index)
@@ -304,12 +309,13 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
                          min_heard_s=c.vad.verify_min_s)
         regions[role] = list(vad.regions)
         voiced[role] = subtract(vad.raw, not_speech[role])
+        heard[role] = subtract(vad.loose, not_speech[role])
         levels[role] = _speech_level_dbfs(samples, audio.rate_hz, vad.regions)
     last_speech_s = max((r.end_s for spans in regions.values() for r in spans), default=0.0)
     ends = {role: line_end(audio.channel(index), rate_hz=audio.rate_hz, after_s=last_speech_s, tone=busy[role])
             for role, index in roles.items()} if stereo else {}
     return Acoustics(audio.duration_s, roles, regions, tuple(_dedupe_bursts(ring_bursts)), tuple(merge(music)),
-                     levels, voiced, ends)
+                     levels, voiced, ends, heard)
 
 
 def _echoes(audio: Audio, roles: dict, first: dict[str, VoiceActivity], config: Config) -> dict[str, list[Span]]:
@@ -329,9 +335,9 @@ def _echoes(audio: Audio, roles: dict, first: dict[str, VoiceActivity], config: 
     return out
 
 
-def acknowledgements(config: Config, normalizer: TextNormalizer) -> frozenset[str]:
-    """The backchannel lexicon's phrases, normalised as transcripts are (empty when the rulebook has none)."""
-    lexicon = config.lexicons.get(config.backchannel_lexicon or "")
+def phrase_set(config: Config, name: str | None, normalizer: TextNormalizer) -> frozenset[str]:
+    """A lexicon's plain phrases, normalised as transcripts are (empty when the rulebook names none)."""
+    lexicon = config.lexicons.get(name or "")
     if lexicon is None:
         return frozenset()
     return frozenset(t for t in ("".join(ch for ch in normalizer.simplify(e.text) if ch.isalnum())
@@ -339,8 +345,8 @@ def acknowledgements(config: Config, normalizer: TextNormalizer) -> frozenset[st
 
 
 def measure_timing(sound: Acoustics, *, config: Config, hold_cues_s=(), rates_cps: dict | None = None,
-                   utterances: list[Utterance] | None = None,
-                   acknowledgements: frozenset[str] = frozenset()) -> Timing:
+                   utterances: list[Utterance] | None = None, acknowledgements: frozenset[str] = frozenset(),
+                   inventions: frozenset[str] = frozenset()) -> Timing:
     """The timing block from the acoustics (plus hold requests, speaking rates and, for telling
     backchannels from interruptions, the words of the transcript)."""
     words: dict[str, list] = {}
@@ -350,8 +356,8 @@ def measure_timing(sound: Acoustics, *, config: Config, hold_cues_s=(), rates_cp
         duration_s=sound.duration_s, agent=sound.regions.get("agent"), customer=sound.regions.get("customer"),
         mono=sound.regions.get("mixed"), ring_bursts=list(sound.ring_bursts), music=list(sound.music),
         tone=list(sound.ring_bursts), hold_cues_s=list(hold_cues_s), levels_dbfs=sound.levels_dbfs,
-        voiced=sound.voiced, rates_cps=rates_cps, words=words, acknowledgements=acknowledgements,
-        hangup=decide_hangup(sound.line_ends, duration_s=sound.duration_s), settings=config.timing)
+        voiced=sound.voiced, heard=sound.heard, rates_cps=rates_cps, words=words, acknowledgements=acknowledgements,
+        inventions=inventions, hangup=decide_hangup(sound.line_ends, duration_s=sound.duration_s), settings=config.timing)
 
 
 def _speech_level_dbfs(samples: np.ndarray, rate_hz: int, regions) -> float | None:

@@ -259,6 +259,10 @@ class Store:
                 "utterances": utterances, "model": row["model"], "key": row["analysis_key"],
                 "stage_s": json.loads(row["stage_json"])}
 
+    def analysis_keys(self) -> list[str]:
+        """The analysis settings digests the store holds analyses for."""
+        return [row[0] for row in self.conn.execute("SELECT DISTINCT analysis_key FROM analyses ORDER BY 1")]
+
     def stored_analyses(self, *, key: str) -> list[tuple[str, dict]]:
         """(audio_sha256, analysis) for every call analysed with these settings."""
         rows = self.conn.execute("SELECT a.*, c.audio_sha256 AS sha FROM analyses a JOIN calls c ON c.id = a.call_pk"

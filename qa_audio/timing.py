@@ -99,6 +99,20 @@ def is_acknowledgement(text: str, acknowledgements: frozenset[str]) -> bool:
 
 
 MIN_VOICED_RUN_S = 0.1        # a lone 30-60 ms run of speech frames is a click, not a syllable
+WORD_BACKED_SHARE = 0.4       # of a word's time that the party's own speech frames must cover
+ACK_REACH_S = 0.25            # acknowledgement words ending this close to an utterance's end make it a backchannel
+OTHER_UTTERANCE_GAP_S = 0.8   # the interrupted party's utterances (noisy speech breaks up more)
+
+
+def _backchannel_words(said: list[TimedText], utt: Span, acknowledgements: frozenset[str]) -> bool:
+    """The utterance's words are acknowledgements up to (about) its end. Whisper's word times are loose:
+    the first word of the speaker's next utterance often leaks into a 对对 just before it."""
+    ack_end = None
+    for i in range(len(said), 0, -1):
+        if is_acknowledgement("".join(w.text for w in said[:i]), acknowledgements):
+            ack_end = said[i - 1].end_s
+            break
+    return ack_end is not None and (ack_end >= utt.end_s - ACK_REACH_S or len(said) == i)
 
 
 def utterances_of(voiced: list[Span], *, gap_s: float) -> list[Span]:
@@ -112,8 +126,9 @@ def _speech_in(spans: list[Span], start_s: float, end_s: float) -> float:
 
 
 def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, settings: TimingSettings,
-                       words: list[TimedText] | None = None,
-                       acknowledgements: frozenset[str] = frozenset()) -> list[Interruption]:
+                       words: list[TimedText] | None = None, acknowledgements: frozenset[str] = frozenset(),
+                       inventions: frozenset[str] = frozenset(),
+                       other_heard: list[Span] | None = None) -> list[Interruption]:
     """Utterances of ``speaker`` that start while ``other`` is mid-utterance and are not backchannels.
 
     Judged on utterances (frame-level speech split at pauses of ``utterance_gap_s``), never on
@@ -125,19 +140,30 @@ def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, setti
     ``turn_gap_s``) that began at least ``interruption_min_prior_s`` before, the other goes on
     speaking at least ``interruption_floor_s`` after the onset, whatever the overlap's length, and
     the speaker is starting rather than going on with a turn of their own (no substantive speech
-    of theirs in the second before). One interruption per turn of the other.
+    of theirs in the second before), and the other is mid-utterance (an utterance of theirs spans the
+    onset, or one longer than a backchannel starts with it). One interruption per turn of the other.
     """
     mine = utterances_of(speaker, gap_s=settings.utterance_gap_s)
-    fine = [v for v in other if v.duration_s >= MIN_VOICED_RUN_S]
+    # is the other speaking? their frame-level speech under the strict gate, and under the lenient one
+    # (``other_heard``): noisy speech survives the strict gate only in fragments
+    fine = merge([v for v in list(other) + list(other_heard or []) if v.duration_s >= MIN_VOICED_RUN_S])
     theirs = merge(fine, gap_s=settings.turn_gap_s)
+    spoken = merge(fine, gap_s=OTHER_UTTERANCE_GAP_S)
     words = sorted(words or [], key=lambda w: w.start_s)
     found: list[Interruption] = []
     taken: set[int] = set()
     spoke_until = -1.0             # the end of the speaker's last substantive utterance
+    own = [v for v in speaker if v.duration_s >= MIN_VOICED_RUN_S]
+    # a word counts only where the party's own speech frames back it: Whisper also transcribes the
+    # other party's echo and invents stock phrases (中文字幕) for a lone sound
+    words = [w for w in words
+             if _speech_in(own, w.start_s, w.end_s) >= WORD_BACKED_SHARE * max(w.end_s - w.start_s, 0.05)]
     for utt in mine:
         said = [w for w in words if utt.start_s - 0.15 <= (w.start_s + w.end_s) / 2 <= utt.end_s + 0.15]
+        if said and is_acknowledgement("".join(w.text for w in said), inventions):
+            said = []
         if said:
-            if is_acknowledgement("".join(w.text for w in said), acknowledgements):
+            if _backchannel_words(said, utt, acknowledgements):
                 continue
         elif utt.duration_s <= settings.backchannel_max_s:
             continue
@@ -149,6 +175,13 @@ def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, setti
         if k is None or k in taken or theirs[k].start_s + settings.interruption_min_prior_s > onset:
             continue
         if _speech_in(fine, onset, theirs[k].end_s) < settings.interruption_floor_s:
+            continue
+        # mid-utterance: an utterance of the other spans the onset, or one starts with it and is more than a
+        # backchannel (not: the other had stopped, the speaker took the turn, the other said 嗯 later)
+        spans_onset = any(u.start_s < onset and u.end_s >= onset + settings.interruption_floor_s for u in spoken)
+        starts_with = any(abs(u.start_s - onset) <= settings.utterance_gap_s and u.duration_s > settings.backchannel_max_s
+                          for u in spoken)
+        if not (spans_onset or starts_with):
             continue
         found.append(Interruption(onset, by, min(theirs[k].end_s, utt.end_s) - onset))
         taken.add(k)
@@ -232,13 +265,15 @@ def _join_check_ins(holds: list[Hold], *, agent: list[Span], customer: list[Span
 def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: list[Span] | None,
                    mono: list[Span] | None = None, ring_bursts: list[Span] = (), music: list[Span] = (),
                    tone: list[Span] = (), hold_cues_s: list[float] = (), levels_dbfs: dict | None = None,
-                   voiced: dict | None = None, rates_cps: dict | None = None,
+                   voiced: dict | None = None, heard: dict | None = None, rates_cps: dict | None = None,
                    words: dict[str, list[TimedText]] | None = None, acknowledgements: frozenset[str] = frozenset(),
-                   hangup: Hangup | None = None, settings: TimingSettings) -> Timing:
+                   inventions: frozenset[str] = frozenset(), hangup: Hangup | None = None,
+                   settings: TimingSettings) -> Timing:
     """The timing block. Stereo: pass ``agent`` and ``customer``; mono: pass ``mono`` only.
 
     ``words`` (per party, from the transcript) and ``acknowledgements`` tell backchannels from
-    interruptions by what was said; without them, by length alone.
+    interruptions by what was said (``inventions``: what Whisper writes for a sound that is no
+    speech, counted as no words); without them, by length alone.
     """
     stereo = mono is None
     opener = agent if stereo else mono
@@ -265,9 +300,11 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
         said = words or {}
         interruptions = sorted(
             find_interruptions(fine["agent"], fine["customer"], by="agent", settings=settings,
-                               words=said.get("agent"), acknowledgements=acknowledgements)
+                               words=said.get("agent"), acknowledgements=acknowledgements, inventions=inventions,
+                               other_heard=(heard or {}).get("customer"))
             + find_interruptions(fine["customer"], fine["agent"], by="customer", settings=settings,
-                                 words=said.get("customer"), acknowledgements=acknowledgements),
+                                 words=said.get("customer"), acknowledgements=acknowledgements,
+                                 inventions=inventions, other_heard=(heard or {}).get("agent")),
             key=lambda i: i.at_s)
 
     dead_air: list[Span] = []

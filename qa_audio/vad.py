@@ -74,6 +74,8 @@ def detect_speech(samples: np.ndarray, *, rate_hz: int, settings: VadSettings,
 
 
 SILERO_RATE_HZ = 16000
+SILERO_CONTEXT_S = 1.0
+MIN_RUN_S = 0.1            # a run of speech frames shorter than this at a region's edge is a click
 
 
 def neural_speech(samples: np.ndarray, *, rate_hz: int, within: list[Span] | tuple[Span, ...],
@@ -91,22 +93,27 @@ def neural_speech(samples: np.ndarray, *, rate_hz: int, within: list[Span] | tup
 
     options = VadOptions(threshold=threshold, min_speech_duration_ms=int(min_speech_s * 1000),
                          min_silence_duration_ms=300, speech_pad_ms=100)
+    wanted = merge(within)
+    duration_s = len(samples) / rate_hz
+    # Silero is recurrent: started cold on a span it misses the first seconds of speech, so each span is
+    # analysed with a second of what came before (overlapping contexts merged, none analysed twice)
+    contexts = merge([Span(max(0.0, s.start_s - SILERO_CONTEXT_S), min(duration_s, s.end_s + 0.2)) for s in wanted])
     found: list[Span] = []
-    for span in merge(within):
-        chunk = samples[int(span.start_s * rate_hz): int(span.end_s * rate_hz)].astype(np.float32)
+    for ctx in contexts:
+        chunk = samples[int(ctx.start_s * rate_hz): int(ctx.end_s * rate_hz)].astype(np.float32)
         if len(chunk) < rate_hz * min_speech_s:
             continue
         if rate_hz != SILERO_RATE_HZ:
             chunk = soxr.resample(chunk, rate_hz, SILERO_RATE_HZ).astype(np.float32)
         for stamp in get_speech_timestamps(chunk, options):
-            found.append(Span(span.start_s + stamp["start"] / SILERO_RATE_HZ,
-                              span.start_s + stamp["end"] / SILERO_RATE_HZ))
-    return found
+            found.append(Span(ctx.start_s + stamp["start"] / SILERO_RATE_HZ, ctx.start_s + stamp["end"] / SILERO_RATE_HZ))
+    return [part for f in found for w in wanted
+            for part in [Span(max(f.start_s, w.start_s), min(f.end_s, w.end_s))] if part.duration_s > 0]
 
 
 def verify(activity: VoiceActivity, samples: np.ndarray, *, rate_hz: int, threshold: float,
-           min_heard_s: float, trim_pad_s: float = 0.5) -> VoiceActivity:
-    """Keep the regions in which Silero hears at least ``min_heard_s`` of speech, trimmed to it (± ``trim_pad_s``).
+           min_heard_s: float, trim_pad_s: float = 0.2) -> VoiceActivity:
+    """Keep the regions in which Silero hears at least ``min_heard_s`` of speech, edges trimmed to real speech.
 
     webrtcvad and an energy gate take clicks, crackle and bursts of line noise for speech; those
     regions would start the call early, hide dead air, count as interruptions and be sent to
@@ -115,15 +122,21 @@ def verify(activity: VoiceActivity, samples: np.ndarray, *, rate_hz: int, thresh
     if not activity.regions:
         return activity
     heard = neural_speech(samples, rate_hz=rate_hz, within=activity.regions, min_speech_s=0.1, threshold=threshold)
-    kept = []
+    kept, confirmed = [], []
     for r in activity.regions:
         inside = [h for h in heard if h.overlap_s(r) > 0]
         if sum(h.overlap_s(r) for h in inside) < min_heard_s:
             continue
-        # clicks and bursts of noise joined onto a region's edges are not speech: trim to what Silero hears
-        kept.append(Span(max(r.start_s, inside[0].start_s - trim_pad_s), min(r.end_s, inside[-1].end_s + trim_pad_s)))
+        # clicks joined onto a region's edges are not speech: trim to its first and last real run of speech
+        # frames (Silero's own edges are late after a pause, so they only decide keep or drop)
+        runs = [f for f in activity.loose if f.duration_s >= MIN_RUN_S and f.overlap_s(r) > 0]
+        if runs:
+            r = Span(max(r.start_s, runs[0].start_s - trim_pad_s), min(r.end_s, runs[-1].end_s + trim_pad_s))
+        kept.append(r)
+        confirmed += [Span(h.start_s - 0.1, h.end_s + 0.1) for h in inside]
+    # the lenient frames (the other party's evidence for interruptions) only where Silero hears speech
     return dataclasses.replace(activity, regions=tuple(kept), raw=_within(activity.raw, kept),
-                               loose=_within(activity.loose, kept))
+                               loose=_within(activity.loose, merge(confirmed)))
 
 
 def _within(spans: tuple[Span, ...], regions: list[Span]) -> tuple[Span, ...]:

@@ -89,24 +89,33 @@ def _from_result(result: dict) -> Found:
                  [(d["start_s"], d["end_s"]) for d in t["dead_air"]], (t.get("hangup") or {}).get("side"))
 
 
-def judged_from_store(db: Path, config) -> dict[str, Found]:
-    """Every analysis a results store holds (acoustics and transcript), judged now: timing with the words."""
-    from qa_audio.pipeline import Analysis, Scorer, analysis_key
+def judged_from_store(db: Path, config, set_dir: Path) -> dict[str, Found]:
+    """Each call judged now with the transcript a results store holds and the acoustics analysed afresh
+    from the audio (cheap), so a change to the timing code is measured with the words and without ASR."""
+    import dataclasses
+
+    from qa_audio.pipeline import Analysis, Scorer
     from qa_audio.store import open_store
 
     scorer = Scorer(config)
     with open_store(db) as store:
-        stored = store.stored_analyses(key=analysis_key(config))
-    return {Path(a["audio"]["path"]).stem: _from_timing(scorer.judge(Analysis.from_dict(a)).timing) for _, a in stored}
+        stored = [a for key in store.analysis_keys() for _, a in store.stored_analyses(key=key)]
+    out = {}
+    for data in stored:
+        analysis = Analysis.from_dict(data)
+        name = Path(analysis.audio["path"]).name
+        fresh = analyze_acoustics(load_audio(set_dir / name), config)
+        out[Path(name).stem] = _from_timing(scorer.judge(dataclasses.replace(analysis, acoustics=fresh)).timing)
+    return out
 
 
 def evaluate(set_dir: Path, *, config_path=None, results_dir: Path | None = None, store: Path | None = None) -> dict:
     """Score qa-audio's timing against the set's labels: audio-only analysis; or the timing of
-    ``qa-audio batch --out`` result files (``results_dir``); or the analyses of a results store judged
-    now (``store``). The last two use the transcript too (words for backchannels, hold requests)."""
+    ``qa-audio batch --out`` result files (``results_dir``); or the transcripts of a results store with
+    the acoustics analysed now (``store``). The last two use the transcript too (words, hold requests)."""
     config = load_config(config_path)
     labels = json.loads((set_dir / "labels.json").read_text(encoding="utf-8"))
-    judged = judged_from_store(store, config) if store is not None else None
+    judged = judged_from_store(store, config, set_dir) if store is not None else None
     counts = {k: 0 for k in ("calls", "rings_ok", "r2a_ok", "r2a_n", "hold_tp", "hold_found", "hold_truth",
                              "int_tp", "int_found", "int_truth", "bc_flagged", "bc_truth", "dead_tp",
                              "dead_found", "dead_truth")}
@@ -199,7 +208,8 @@ def main() -> int:
     parser.add_argument("set_dir", nargs="?", default=str(ROOT / "build" / "timing-set"))
     parser.add_argument("--config")
     parser.add_argument("--results", help="a folder of result JSON files (qa-audio batch --out) to judge instead")
-    parser.add_argument("--store", help="a results store of the set (qa-audio batch --db): its analyses judged now")
+    parser.add_argument("--store", help="a results store of the set (qa-audio batch --db): its transcripts "
+                                        "judged now with the acoustics analysed afresh")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report = evaluate(Path(args.set_dir), config_path=args.config,

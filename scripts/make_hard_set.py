@@ -383,6 +383,7 @@ def compose(rng: np.random.Generator, bank: Bank) -> tuple[np.ndarray, dict, dic
     if rng.random() < 0.4:
         c.put(other, hang_s + 0.2, busy_tone(tail_s - 0.2), speech=False)
     rules["CLS-3"] = "pass" if hangup == "customer" else "fail"
+    rules.setdefault("BAN-1", "pass")
     audio = mix(c, rng, ring, total, {hangup: hang_s}, L)
     rules.update(timing_rules(L, hold_results, c))
     L["speech"] = {"agent": [list(map(lambda v: round(v, 3), s)) for s in sorted(c.agent.speech)],

@@ -252,3 +252,18 @@ def test_speech_without_recognised_words_is_still_a_turn(scorer):
     assert cls2["status"] == "fail"                       # 感谢您的耐心等待 is not the farewell: it was not the last turn
     assert cls2["evidence"][-1]["start_s"] == 25.0 and "no words recognised" in cls2["evidence"][-1]["text"]
     assert [u["text"] for u in result["transcript"]] == [u.text for u in said]     # the transcript shows only words
+
+
+@pytest.mark.parametrize("greeting,status", [
+    ("您好中联融资客服中心八号为您服务请问有什么可以帮您", "pass"),           # seed 001's 中联融资客服中心XX号
+    ("您好我是六号客服中联融资客服中心请问有什么可以帮您", "pass"),
+    ("您好中联融资客服中心12号客服为您服务请问有什么可以帮您", "pass"),
+    ("您好中联融资客服中心工后五一千为您服务请问有什么可以帮您", "pass"),     # 工号5172 as Whisper base hears it
+    ("您好中联融资客服中心高耗五一千为您服务请问有什么可以帮您", "pass"),
+    ("您好中联融资客服中心请问有什么可以帮您您的还款日是每月15号", "fail"),  # a date is not an employee number
+    ("您好中联融资客服中心我是王丽请问有什么可以帮您", "fail"),
+])
+def test_employee_number_in_the_seeds_short_form_and_as_misheard(config, matcher, greeting, status):
+    calls = [utt("agent", 1.0, greeting)] + closing()
+    found, _ = judge(config, matcher, calls, timing=timing_for(config, calls))
+    assert found["GRT-1"].status == status
