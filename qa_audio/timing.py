@@ -149,15 +149,15 @@ def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, setti
     fine = merge([v for v in list(other) + list(other_heard or []) if v.duration_s >= MIN_VOICED_RUN_S])
     theirs = merge(fine, gap_s=settings.turn_gap_s)
     spoken = merge(fine, gap_s=OTHER_UTTERANCE_GAP_S)
-    words = sorted(words or [], key=lambda w: w.start_s)
+    own = [v for v in speaker if v.duration_s >= MIN_VOICED_RUN_S]
+    # a word counts only where the party's own speech frames back it: Whisper also transcribes the
+    # other party's echo (and invents stock phrases such as 中文字幕 for a lone sound: ``inventions``)
+    words = sorted((w for w in words or []
+                    if _speech_in(own, w.start_s, w.end_s) >= WORD_BACKED_SHARE * max(w.end_s - w.start_s, 0.05)),
+                   key=lambda w: w.start_s)
     found: list[Interruption] = []
     taken: set[int] = set()
     spoke_until = -1.0             # the end of the speaker's last substantive utterance
-    own = [v for v in speaker if v.duration_s >= MIN_VOICED_RUN_S]
-    # a word counts only where the party's own speech frames back it: Whisper also transcribes the
-    # other party's echo and invents stock phrases (中文字幕) for a lone sound
-    words = [w for w in words
-             if _speech_in(own, w.start_s, w.end_s) >= WORD_BACKED_SHARE * max(w.end_s - w.start_s, 0.05)]
     for utt in mine:
         said = [w for w in words if utt.start_s - 0.15 <= (w.start_s + w.end_s) / 2 <= utt.end_s + 0.15]
         if said and is_acknowledgement("".join(w.text for w in said), inventions):
