@@ -79,7 +79,7 @@ MIN_RUN_S = 0.1            # a run of speech frames shorter than this at a regio
 
 
 def neural_speech(samples: np.ndarray, *, rate_hz: int, within: list[Span] | tuple[Span, ...],
-                  min_speech_s: float = 0.25, threshold: float = 0.5) -> list[Span]:
+                  min_speech_s: float = 0.25, threshold: float = 0.5, context_s: float = 0.0) -> list[Span]:
     """Speech that Silero VAD (the ONNX model inside faster-whisper's wheel) hears inside ``within``.
 
     A second opinion where a cheaper detector claims the channel is not speech: music and tone
@@ -95,9 +95,10 @@ def neural_speech(samples: np.ndarray, *, rate_hz: int, within: list[Span] | tup
                          min_silence_duration_ms=300, speech_pad_ms=100)
     wanted = merge(within)
     duration_s = len(samples) / rate_hz
-    # Silero is recurrent: started cold on a span it misses the first seconds of speech, so each span is
-    # analysed with a second of what came before (overlapping contexts merged, none analysed twice)
-    contexts = merge([Span(max(0.0, s.start_s - SILERO_CONTEXT_S), min(duration_s, s.end_s + 0.2)) for s in wanted])
+    # Silero is recurrent: started cold on a span it misses the first seconds of speech, so a span can be
+    # analysed with ``context_s`` of what came before (overlapping contexts merged, none analysed twice)
+    contexts = merge([Span(max(0.0, s.start_s - context_s), min(duration_s, s.end_s + (0.2 if context_s else 0.0)))
+                      for s in wanted])
     found: list[Span] = []
     for ctx in contexts:
         chunk = samples[int(ctx.start_s * rate_hz): int(ctx.end_s * rate_hz)].astype(np.float32)
@@ -121,7 +122,8 @@ def verify(activity: VoiceActivity, samples: np.ndarray, *, rate_hz: int, thresh
     """
     if not activity.regions:
         return activity
-    heard = neural_speech(samples, rate_hz=rate_hz, within=activity.regions, min_speech_s=0.1, threshold=threshold)
+    heard = neural_speech(samples, rate_hz=rate_hz, within=activity.regions, min_speech_s=0.1, threshold=threshold,
+                          context_s=SILERO_CONTEXT_S)
     kept, confirmed = [], []
     for r in activity.regions:
         inside = [h for h in heard if h.overlap_s(r) > 0]
