@@ -100,6 +100,8 @@ def is_acknowledgement(text: str, acknowledgements: frozenset[str]) -> bool:
 
 MIN_VOICED_RUN_S = 0.1        # a lone 30-60 ms run of speech frames is a click, not a syllable
 WORD_BACKED_SHARE = 0.4       # of a word's time that the party's own speech frames must cover
+TALK_THROUGH_S = 0.5          # the other goes on this long after a short utterance: they talked through it
+ISOLATED_S = 0.5              # ... and the speaker is silent this long after it: a backchannel, not a cut-in
 ACK_REACH_S = 0.25            # acknowledgement words ending this close to an utterance's end make it a backchannel
 OTHER_UTTERANCE_GAP_S = 0.8   # the interrupted party's utterances (noisy speech breaks up more)
 
@@ -133,9 +135,10 @@ def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, setti
 
     Judged on utterances (frame-level speech split at pauses of ``utterance_gap_s``), never on
     turns, so a backchannel followed within a second by the speaker's next utterance stays a
-    backchannel. An utterance is a backchannel when its recognised words are only
-    acknowledgements (``acknowledgements``, the backchannel lexicon), or, where Whisper returned
-    no words for it, when it lasts at most ``backchannel_max_s``. Any other utterance is an
+    backchannel. An utterance is a backchannel when it is short (``backchannel_max_s``), the other
+    talks straight through it and the speaker says nothing more right after it; when its recognised
+    words are only acknowledgements (``acknowledgements``, the backchannel lexicon); or, where
+    Whisper returned no words for it, when it is short. Any other utterance is an
     interruption when it starts inside a turn of the other party (speech with pauses under
     ``turn_gap_s``) that began at least ``interruption_min_prior_s`` before, the other goes on
     speaking at least ``interruption_floor_s`` after the onset, whatever the overlap's length, and
@@ -158,7 +161,13 @@ def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, setti
     found: list[Interruption] = []
     taken: set[int] = set()
     spoke_until = -1.0             # the end of the speaker's last substantive utterance
-    for utt in mine:
+    for i, utt in enumerate(mine):
+        # a short utterance the other talks straight through, after which the speaker says nothing more for a
+        # while, is a backchannel whatever Whisper made of it (明白 heard as 能忍): no floor was taken
+        then = mine[i + 1].start_s if i + 1 < len(mine) else float("inf")
+        if (utt.duration_s <= settings.backchannel_max_s and then - utt.end_s >= ISOLATED_S
+                and any(u.start_s < utt.start_s and u.end_s >= utt.end_s + TALK_THROUGH_S for u in spoken)):
+            continue
         said = [w for w in words if utt.start_s - 0.15 <= (w.start_s + w.end_s) / 2 <= utt.end_s + 0.15]
         if said and is_acknowledgement("".join(w.text for w in said), inventions):
             said = []
