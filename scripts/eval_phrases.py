@@ -146,7 +146,7 @@ def evaluate(*, limit: int | None = None, config_path: str | None = None, seed: 
     every_text = "".join(u.reference for u in utterances)
     probes: dict[str, list[tuple[str, str]]] = {}          # utterance → (kind, keyword)
     for u in utterances:
-        said = set(positives[u.name])
+        said = positives[u.name]                 # a list: a set's order changes with the hash seed, and the draws with it
         mine = {syllable(c) for w in said for c in w}
         items = [("positive", w) for w in said]
         for w in said:

@@ -19,5 +19,5 @@ def test_real_voice_phrase_spotting_subset():
     report = load_script("eval_phrases").evaluate(limit=8)
     assert report["utterances"] == 8 and report["positives"] >= 40
     assert report["recall"] >= 0.65          # decodes differ between machines: a margin of ~7 phrases
-    assert report["false_alarm_overall"] <= 0.01
+    assert report["false_alarm_overall"] <= 0.02
     assert report["false_alarms"]["unrelated"] <= 0.005
