@@ -26,10 +26,6 @@ class EchoPath:
     gain_db: float              # near level minus far level where only echo is on the near channel
     correlation: float
 
-    def to_dict(self) -> dict:
-        return {"lag_s": round(self.lag_s, 3), "gain_db": round(self.gain_db, 1),
-                "correlation": round(self.correlation, 3)}
-
 
 def echo_path(near_dbfs: np.ndarray, far_dbfs: np.ndarray, far_active: np.ndarray, *,
               frame_s: float) -> EchoPath | None:

@@ -82,14 +82,12 @@ def decide_hangup(ends: dict[str, LineEnd], *, duration_s: float) -> Hangup | No
     """The side that hung up first, or None when the audio does not say."""
     if set(ends) != {"agent", "customer"}:
         return None
-    agent, customer = ends["agent"], ends["customer"]
     stop = {side: (end.dead_from_s if end.dead_from_s is not None else duration_s) for side, end in ends.items()}
     for side, other in (("agent", "customer"), ("customer", "agent")):
         if ends[side].dead_from_s is not None and stop[other] - stop[side] >= RUN_ON_MIN_S:
             return Hangup(side, f"the {side} channel went dead at {stop[side]:.1f} s; "
                                 f"the {other}'s line ran on {stop[other] - stop[side]:.1f} s", stop[side])
-    tones = {side: end.tone_from_s for side, end in (("agent", agent), ("customer", customer))
-             if end.tone_from_s is not None}
+    tones = {side: end.tone_from_s for side, end in ends.items() if end.tone_from_s is not None}
     if len(tones) == 1:
         left = next(iter(tones))
         side = "customer" if left == "agent" else "agent"

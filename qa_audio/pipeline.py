@@ -289,7 +289,7 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
         not_speech[role] = list(ring.bursts) + busy[role] + chan_music
         ring_bursts += ring.bursts
         music += chan_music
-    echoes = _echoes(audio, roles, first, config) if stereo else {}
+    echoes = _echoes(roles, first, config) if stereo else {}
     regions: dict[str, list[Span]] = {}
     voiced: dict[str, list[Span]] = {}
     heard: dict[str, list[Span]] = {}
@@ -303,7 +303,7 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
         if not_speech[role] or echoes.get(role):
             vad = smooth(vad, exclude=not_speech[role])
         if c.vad.background_below_db is not None:
-            vad = drop_background(vad, samples, rate_hz=audio.rate_hz, below_db=c.vad.background_below_db)
+            vad = drop_background(vad, below_db=c.vad.background_below_db)
         if c.vad.verify:
             vad = verify(vad, samples, rate_hz=audio.rate_hz, threshold=c.vad.verify_threshold,
                          min_heard_s=c.vad.verify_min_s)
@@ -318,11 +318,10 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
                      levels, voiced, ends, heard)
 
 
-def _echoes(audio: Audio, roles: dict, first: dict[str, VoiceActivity], config: Config) -> dict[str, list[Span]]:
+def _echoes(roles: dict, first: dict[str, VoiceActivity], config: Config) -> dict[str, list[Span]]:
     """Per party, the stretches where its channel carries only the other party's echo."""
     frame_s = config.vad.frame_ms / 1000.0
-    level = {role: frame_levels_dbfs(audio.channel(index), rate_hz=audio.rate_hz, frame_s=frame_s)
-             for role, index in roles.items()}
+    level = {role: first[role].levels_dbfs for role in roles}      # webrtcvad's frames, measured once
     out: dict[str, list[Span]] = {}
     for near, far in (("agent", "customer"), ("customer", "agent")):
         active = np.zeros(len(level[far]), dtype=bool)

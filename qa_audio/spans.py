@@ -58,6 +58,18 @@ def subtract(spans: Iterable[Span], holes: Iterable[Span]) -> list[Span]:
     return out
 
 
+def intersect(spans: Iterable[Span], within: Iterable[Span]) -> list[Span]:
+    """The parts of ``spans`` that lie inside ``within``."""
+    within = list(within)
+    return [part for s in spans for w in within
+            for part in [Span(max(s.start_s, w.start_s), min(s.end_s, w.end_s))] if part.duration_s > 0]
+
+
+def covered_s(spans: Iterable[Span], window: Span) -> float:
+    """Seconds of ``window`` that ``spans`` cover (overlapping spans counted once each)."""
+    return sum(s.overlap_s(window) for s in spans)
+
+
 def gaps(spans: Iterable[Span], *, start_s: float, end_s: float) -> list[Span]:
     """The stretches of [start_s, end_s) covered by none of ``spans``."""
     return subtract([Span(start_s, end_s)], spans) if end_s > start_s else []

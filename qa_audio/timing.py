@@ -10,7 +10,8 @@ from typing import Protocol
 
 from .config import TimingSettings
 from .hangup import Hangup
-from .spans import Span, gaps, merge, subtract, total_s
+from .spans import Span, covered_s, gaps, intersect, merge, subtract, total_s
+from .vad import MIN_RUN_S
 
 HOLD_REQUEST_REACH_S = 3.0   # a hold starts at the request's end if the music follows within this
 CHECK_IN_MAX_S = 20.0        # agent speech between two music stretches up to this long is a check-in
@@ -98,7 +99,6 @@ def is_acknowledgement(text: str, acknowledgements: frozenset[str]) -> bool:
     return reach[-1]
 
 
-MIN_VOICED_RUN_S = 0.1        # a lone 30-60 ms run of speech frames is a click, not a syllable
 WORD_BACKED_SHARE = 0.4       # of a word's time that the party's own speech frames must cover
 TALK_THROUGH_S = 0.5          # the other goes on this long after a short utterance: they talked through it
 ISOLATED_S = 0.5              # ... and the speaker is silent this long after it: a backchannel, not a cut-in
@@ -119,12 +119,7 @@ def _backchannel_words(said: list[TimedText], utt: Span, acknowledgements: froze
 
 def utterances_of(voiced: list[Span], *, gap_s: float) -> list[Span]:
     """A party's utterances: frame-level speech joined across pauses shorter than ``gap_s``."""
-    return merge([v for v in voiced if v.duration_s >= MIN_VOICED_RUN_S], gap_s=gap_s)
-
-
-def _speech_in(spans: list[Span], start_s: float, end_s: float) -> float:
-    window = Span(start_s, end_s)
-    return sum(s.overlap_s(window) for s in spans)
+    return merge([v for v in voiced if v.duration_s >= MIN_RUN_S], gap_s=gap_s)
 
 
 def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, settings: TimingSettings,
@@ -149,14 +144,14 @@ def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, setti
     mine = utterances_of(speaker, gap_s=settings.utterance_gap_s)
     # is the other speaking? their frame-level speech under the strict gate, and under the lenient one
     # (``other_heard``): noisy speech survives the strict gate only in fragments
-    fine = merge([v for v in list(other) + list(other_heard or []) if v.duration_s >= MIN_VOICED_RUN_S])
+    fine = merge([v for v in list(other) + list(other_heard or []) if v.duration_s >= MIN_RUN_S])
     theirs = merge(fine, gap_s=settings.turn_gap_s)
     spoken = merge(fine, gap_s=OTHER_UTTERANCE_GAP_S)
-    own = [v for v in speaker if v.duration_s >= MIN_VOICED_RUN_S]
+    own = [v for v in speaker if v.duration_s >= MIN_RUN_S]
     # a word counts only where the party's own speech frames back it: Whisper also transcribes the
     # other party's echo (and invents stock phrases such as 中文字幕 for a lone sound: ``inventions``)
     words = sorted((w for w in words or []
-                    if _speech_in(own, w.start_s, w.end_s) >= WORD_BACKED_SHARE * max(w.end_s - w.start_s, 0.05)),
+                    if covered_s(own, Span(w.start_s, w.end_s)) >= WORD_BACKED_SHARE * max(w.end_s - w.start_s, 0.05)),
                    key=lambda w: w.start_s)
     found: list[Interruption] = []
     taken: set[int] = set()
@@ -183,7 +178,7 @@ def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, setti
         k = next((k for k, t in enumerate(theirs) if t.start_s <= onset < t.end_s), None)
         if k is None or k in taken or theirs[k].start_s + settings.interruption_min_prior_s > onset:
             continue
-        if _speech_in(fine, onset, theirs[k].end_s) < settings.interruption_floor_s:
+        if covered_s(fine, Span(onset, theirs[k].end_s)) < settings.interruption_floor_s:
             continue
         # mid-utterance: an utterance of the other spans the onset, or one starts with it and is more than a
         # backchannel (not: the other had stopped, the speaker took the turn, the other said 嗯 later)
@@ -249,13 +244,13 @@ def _check_in(between: Span, *, agent: list[Span], customer: list[Span], cues_s:
     ``CHECK_IN_AGENT_MAX_S``. A check-in that asks the caller to keep waiting (a hold request in it) is one whatever the
     customer channel carries; otherwise the customer says at most ``CHECK_IN_CUSTOMER_MAX_S``.
     """
-    said = [Span(max(a.start_s, between.start_s), min(a.end_s, between.end_s)) for a in agent if a.overlap_s(between) > 0]
+    said = intersect(agent, [between])
     if (between.duration_s > CHECK_IN_MAX_S or total_s(said) > CHECK_IN_AGENT_MAX_S
             or len(merge(said, gap_s=CHECK_IN_TURN_GAP_S)) > 1):          # one agent turn, not a dialogue
         return False
     if any(between.start_s <= cue <= between.end_s + 0.5 for cue in cues_s):
         return True
-    return sum(c.overlap_s(between) for c in customer) <= CHECK_IN_CUSTOMER_MAX_S
+    return covered_s(customer, between) <= CHECK_IN_CUSTOMER_MAX_S
 
 
 def _join_check_ins(holds: list[Hold], *, agent: list[Span], customer: list[Span], cues_s: list[float]) -> list[Hold]:
@@ -289,7 +284,7 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
     answer_s = opener[0].start_s if opener else None
     if answer_s is not None:
         # regions are built leniently, joined and padded: the answer is the first real run of speech frames
-        fine = [v for v in (voiced or {}).get("agent" if stereo else "mixed", []) if v.duration_s >= MIN_VOICED_RUN_S]
+        fine = [v for v in (voiced or {}).get("agent" if stereo else "mixed", []) if v.duration_s >= MIN_RUN_S]
         answer_s = fine[0].start_s if fine else answer_s
     answered = answer_s is not None
     cutoff = answer_s if answered else duration_s

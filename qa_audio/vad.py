@@ -7,13 +7,13 @@ and :mod:`qa_audio.tones` removes the second through ``exclude``.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import webrtcvad
 
 from .config import VadSettings
-from .spans import Span, mask_to_spans, merge, subtract
+from .spans import Span, covered_s, intersect, mask_to_spans, merge, subtract
 
 VAD_RATES_HZ = (8000, 16000, 32000, 48000)
 
@@ -30,6 +30,7 @@ class VoiceActivity:
     threshold_dbfs: float
     settings: VadSettings
     loose: tuple[Span, ...] = ()   # frame-level speech under the lenient gate (``asr_margin_db``), for regions
+    levels_dbfs: np.ndarray = field(default_factory=lambda: np.zeros(0), compare=False, repr=False)  # per frame
 
 
 def frame_levels_dbfs(samples: np.ndarray, *, rate_hz: int, frame_s: float) -> np.ndarray:
@@ -69,13 +70,13 @@ def detect_speech(samples: np.ndarray, *, rate_hz: int, settings: VadSettings,
     loose_threshold = max(settings.energy_floor_dbfs, noise_floor + min(settings.asr_margin_db,
                                                                         settings.noise_margin_db))
     loose = tuple(mask_to_spans(decisions & (levels > loose_threshold), hop_s=frame_s))
-    return smooth(VoiceActivity((), raw, len(samples) / rate_hz, frame_s, noise_floor, threshold, settings, loose),
-                  exclude=exclude)
+    return smooth(VoiceActivity((), raw, len(samples) / rate_hz, frame_s, noise_floor, threshold, settings, loose,
+                                levels), exclude=exclude)
 
 
 SILERO_RATE_HZ = 16000
 SILERO_CONTEXT_S = 1.0
-MIN_RUN_S = 0.1            # a run of speech frames shorter than this at a region's edge is a click
+MIN_RUN_S = 0.1            # a run of speech frames shorter than this is a click, not a syllable
 
 
 def neural_speech(samples: np.ndarray, *, rate_hz: int, within: list[Span] | tuple[Span, ...],
@@ -108,8 +109,7 @@ def neural_speech(samples: np.ndarray, *, rate_hz: int, within: list[Span] | tup
             chunk = soxr.resample(chunk, rate_hz, SILERO_RATE_HZ).astype(np.float32)
         for stamp in get_speech_timestamps(chunk, options):
             found.append(Span(ctx.start_s + stamp["start"] / SILERO_RATE_HZ, ctx.start_s + stamp["end"] / SILERO_RATE_HZ))
-    return [part for f in found for w in wanted
-            for part in [Span(max(f.start_s, w.start_s), min(f.end_s, w.end_s))] if part.duration_s > 0]
+    return intersect(found, wanted)
 
 
 def verify(activity: VoiceActivity, samples: np.ndarray, *, rate_hz: int, threshold: float,
@@ -127,7 +127,7 @@ def verify(activity: VoiceActivity, samples: np.ndarray, *, rate_hz: int, thresh
     kept, confirmed = [], []
     for r in activity.regions:
         inside = [h for h in heard if h.overlap_s(r) > 0]
-        if sum(h.overlap_s(r) for h in inside) < min_heard_s:
+        if covered_s(inside, r) < min_heard_s:
             continue
         # clicks joined onto a region's edges are not speech: trim to its first and last real run of speech
         # frames (Silero's own edges are late after a pause, so they only decide keep or drop)
@@ -137,17 +137,11 @@ def verify(activity: VoiceActivity, samples: np.ndarray, *, rate_hz: int, thresh
         kept.append(r)
         confirmed += [Span(h.start_s - 0.1, h.end_s + 0.1) for h in inside]
     # the lenient frames (the other party's evidence for interruptions) only where Silero hears speech
-    return dataclasses.replace(activity, regions=tuple(kept), raw=_within(activity.raw, kept),
-                               loose=_within(activity.loose, merge(confirmed)))
+    return dataclasses.replace(activity, regions=tuple(kept), raw=tuple(intersect(activity.raw, kept)),
+                               loose=tuple(intersect(activity.loose, merge(confirmed))))
 
 
-def _within(spans: tuple[Span, ...], regions: list[Span]) -> tuple[Span, ...]:
-    return tuple(part for s in spans for r in regions
-                 for part in [Span(max(s.start_s, r.start_s), min(s.end_s, r.end_s))] if part.duration_s > 0)
-
-
-def drop_background(activity: VoiceActivity, samples: np.ndarray, *, rate_hz: int,
-                    below_db: float) -> VoiceActivity:
+def drop_background(activity: VoiceActivity, *, below_db: float) -> VoiceActivity:
     """Drop regions whose loudest frames stay ``below_db`` under the channel's own speech level.
 
     Other agents talking in the room, a television, a far-off echo: speech, but not this party's.
@@ -155,8 +149,7 @@ def drop_background(activity: VoiceActivity, samples: np.ndarray, *, rate_hz: in
     """
     if not activity.regions:
         return activity
-    frame_s = activity.frame_s
-    levels = frame_levels_dbfs(samples, rate_hz=rate_hz, frame_s=frame_s)
+    frame_s, levels = activity.frame_s, activity.levels_dbfs
     peaks = []
     for r in activity.regions:
         part = levels[int(r.start_s / frame_s): max(int(r.end_s / frame_s), int(r.start_s / frame_s) + 1)]
@@ -166,8 +159,8 @@ def drop_background(activity: VoiceActivity, samples: np.ndarray, *, rate_hz: in
     cumulative = np.cumsum(weights[order]) / weights.sum()
     own = peaks[int(order[np.searchsorted(cumulative, 0.5)])]      # the duration-weighted median peak
     kept = tuple(r for r, p in zip(activity.regions, peaks) if p >= own - below_db)
-    return dataclasses.replace(activity, regions=kept, raw=_within(activity.raw, list(kept)),
-                               loose=_within(activity.loose, list(kept)))
+    return dataclasses.replace(activity, regions=kept, raw=tuple(intersect(activity.raw, kept)),
+                               loose=tuple(intersect(activity.loose, kept)))
 
 
 def smooth(activity: VoiceActivity, *, exclude: list[Span] | tuple[Span, ...] = ()) -> VoiceActivity:
