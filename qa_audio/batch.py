@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import resource
@@ -27,8 +26,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator, TextIO
 
+from .audio import file_sha256, load_audio
 from .config import Config, load_config
-from .errors import QAError, StoreError
+from .errors import QAError, StoreError, one_line
 from .metadata import Sidecar, load_sidecar, metadata_for
 from .pipeline import Analysis, Scorer, analysis_key
 from .privacy import Redactor
@@ -36,7 +36,6 @@ from .store import Store, open_store
 
 AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma",
                             ".amr", ".au", ".aif", ".aiff", ".caf", ".webm", ".mp4", ".3gp", ".gsm", ".vox"})
-HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -91,14 +90,6 @@ def find_audio(root: str | Path) -> list[Path]:
     return sorted(found)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def peak_rss_mb() -> float:
     """This process's peak resident set size so far."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -111,12 +102,12 @@ def score_job(scorer: Scorer, path: str) -> dict:
     Never raises for a bad input; an unexpected failure is reported as this file's error
     so the batch carries on.
     """
-    from .audio import load_audio
-
     try:
-        analysis = scorer.analyze(load_audio(path))
+        audio = load_audio(path, max_duration_s=scorer.config.audio.max_duration_s)
+        analysis = scorer.analyze(audio)
         result = scorer.judge(analysis)
-        return {"ok": True, "path": path, "analysis": analysis.to_dict(), "result": result.to_dict(),
+        return {"ok": True, "path": path, "sha256": audio.sha256, "size_bytes": audio.size_bytes,
+                "analysis": analysis.to_dict(), "result": result.to_dict(),
                 "rss_mb": peak_rss_mb(), "pid": os.getpid()}
     except QAError as exc:
         return {"ok": False, "path": path, "error": str(exc), "rss_mb": peak_rss_mb(), "pid": os.getpid()}
@@ -221,6 +212,7 @@ class Progress:
         self.counts = {"scored": 0, "rescored": 0, "skipped": 0, "failed": 0}
 
     def log(self, message: str) -> None:
+        message = one_line(message)
         if self.tty:
             self.stream.write("\r\033[K" + message + "\n")
             self._bar()
@@ -374,9 +366,9 @@ class _Batch:
         for path in files:
             name = str(path)
             try:
-                sha, size = file_sha256(path), path.stat().st_size
-            except OSError as exc:
-                self._failed(name, "", f"{name}: cannot read the file: {exc.strerror or exc}")
+                sha, size = file_sha256(path)
+            except QAError as exc:
+                self._failed(name, "", str(exc))
                 continue
             if sha in seen:
                 copies.append((name, seen[sha], sha))     # decided once the first copy is done
@@ -449,6 +441,10 @@ class _Batch:
     def _take(self, payload: dict) -> None:
         path = payload["path"]
         sha, size = self.planned[path]
+        if payload.get("sha256") and payload["sha256"] != sha:     # rewritten since it was hashed
+            self.progress.log(f"{path}: the file changed after it was planned; stored under the "
+                              f"hash of the bytes actually decoded")
+            sha, size = payload["sha256"], payload["size_bytes"]
         if payload.get("rss_mb"):
             self.rss.append(payload["rss_mb"])
         if not payload["ok"]:

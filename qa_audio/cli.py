@@ -31,8 +31,11 @@ def render_summary(result: dict) -> str:
         return f"{result['call_id']}: ERROR {result['error']}"
     t = result["timing"]
     a = result["audio"]
-    lines = [f"{result['call_id']}  score {result['score']:g}  verdict {result['verdict'].upper()}"
+    score = "–" if result["score"] is None else f"{result['score']:g}"
+    lines = [f"{result['call_id']}  score {score}  verdict {result['verdict'].upper()}"
              f"  ({a['duration_s']:.1f} s, {a['channels']} ch, {a['sample_rate_hz']} Hz)"]
+    if result["verdict"] == "unscorable":
+        lines.append(f"  unscorable: {result.get('verdict_reason', '')}")
     inter = t["interruptions"]
     lines.append(f"  timing: answered {t['answered']}, rings {t['rings']}, ring-to-answer "
                  f"{'–' if t['ring_to_answer_s'] is None else format(t['ring_to_answer_s'], '.1f') + ' s'}, "
@@ -140,7 +143,7 @@ def cmd_review(args) -> int:
         call = store.find_call(args.call_id)
         score, verdict = review_finding(store, call, args.rule, decision=args.decision, reason=args.reason,
                                         reviewer=args.user)
-    print(f"{call.call_id}: {args.rule} {args.decision}ed by {args.user}; final score {score:g} {verdict}")
+    print(f"{call.call_id}: {args.rule} {args.decision}ed by {args.user}; final score {'–' if score is None else format(score, 'g')} {verdict}")
     return EXIT_OK
 
 

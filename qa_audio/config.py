@@ -7,6 +7,7 @@ and the field, so a QA team can fix a broken rule without reading code.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,22 +33,33 @@ SIDES = ("before", "after")
 class _Node:
     """A parsed YAML value that remembers its line (1-based)."""
 
-    __slots__ = ("value", "line")
+    __slots__ = ("value", "line", "key_line")
 
     def __init__(self, value: Any, line: int):
         self.value = value
         self.line = line
+        self.key_line = line
 
 
-def _compose(node: yaml.Node) -> _Node:
+class _Duplicate(Exception):
+    def __init__(self, key: str, line: int, first: int):
+        self.key, self.line, self.first = key, line, first
+
+
+def _compose(node: yaml.Node, where: str = "") -> _Node:
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[str, _Node] = {}
         for key_node, value_node in node.value:
-            out[str(key_node.value)] = _compose(value_node)
+            key = str(key_node.value)
+            name = f"{where}.{key}" if where else key
+            if key in out:      # YAML would let the second silently win: a rulebook must not
+                raise _Duplicate(name, key_node.start_mark.line + 1, out[key].key_line)
+            out[key] = _compose(value_node, name)
+            out[key].key_line = key_node.start_mark.line + 1
         return _Node(out, line)
     if isinstance(node, yaml.SequenceNode):
-        return _Node([_compose(item) for item in node.value], line)
+        return _Node([_compose(item, f"{where}[{i}]") for i, item in enumerate(node.value)], line)
     scalar = yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
     return _Node(scalar, line)
 
@@ -68,7 +80,14 @@ def _load_yaml(path: Path) -> _Node:
         raise ConfigError(path, f"invalid YAML: {problem}", line=line) from None
     if root is None:
         raise ConfigError(path, "file is empty")
-    return _compose(root)
+    try:
+        return _compose(root)
+    except _Duplicate as dup:
+        raise ConfigError(path, f"duplicate key (first given on line {dup.first}); YAML would silently keep only "
+                                f"one of them", line=dup.line, field=dup.key) from None
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 class _Section:
@@ -113,6 +132,13 @@ class _Section:
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if float in kinds and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)      # YAML 1.1 reads 1e3 (no dot) as text
+        if float in kinds and isinstance(value, str) and value.strip().lower().lstrip("+-.") in ("nan", "inf",
+                                                                                              "infinity"):
+            value = float(value.strip().lstrip("."))
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(key, f"must be a finite number, got {value!r}")
         if value is None and type(None) in kinds:
             return None
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
@@ -142,6 +168,11 @@ class _Section:
 
 
 # --------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class AudioSettings:
+    max_duration_s: float = 7200.0      # longer recordings are refused from their header, before decoding
+
+
 @dataclass(frozen=True)
 class ChannelSettings:
     agent: int = 0
@@ -427,6 +458,7 @@ class Config:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
     profile: str | None = None
+    audio: AudioSettings = field(default_factory=AudioSettings)
 
     @property
     def rulebook(self) -> str:
@@ -441,6 +473,31 @@ class Config:
 
 
 # --------------------------------------------------------------------------- loaders
+# the range of every bounded setting (inclusive); other numbers must be ≥ 0, levels in dBFS ≤ 0
+RANGES: dict[str, tuple[float, float]] = {
+    "AudioSettings.max_duration_s": (1, 86400),
+    "ModelSettings.beam_size": (1, 20), "ModelSettings.best_of": (1, 20), "ModelSettings.cpu_threads": (0, 256),
+    "ModelSettings.window_s": (1, 30), "ModelSettings.piece_gap_s": (0, 5),
+    "ModelSettings.retry_unrecognised_min_s": (0, 30),
+    "VadSettings.min_speech_s": (0, 10), "VadSettings.merge_gap_s": (0, 10), "VadSettings.pad_s": (0, 5),
+    "VadSettings.energy_floor_dbfs": (-120, 0), "VadSettings.noise_margin_db": (0, 60),
+    "VadSettings.asr_margin_db": (0, 60), "VadSettings.verify_threshold": (0, 1), "VadSettings.verify_min_s": (0, 10),
+    "VadSettings.background_below_db": (0, 120), "VadSettings.echo_margin_db": (0, 60),
+    "TimingSettings.dead_air_min_s": (0.5, 3600), "TimingSettings.hold_min_s": (0.5, 3600),
+    "TimingSettings.backchannel_max_s": (0, 10), "TimingSettings.turn_gap_s": (0, 30),
+    "TimingSettings.interruption_min_prior_s": (0, 30), "TimingSettings.interruption_floor_s": (0, 10),
+    "TimingSettings.utterance_gap_s": (0.01, 10), "TimingSettings.music_min_s": (0.5, 600),
+    "TimingSettings.music_level_min_dbfs": (-120, 0), "TimingSettings.music_above_noise_db": (0, 60),
+    "TimingSettings.music_sustain_min": (0, 1), "TimingSettings.music_sustain_low": (0, 1),
+    "TimingSettings.music_steady_sustain_min": (0, 1), "TimingSettings.music_steady_low_frames_max": (0, 1),
+    "TimingSettings.music_flatness_max": (0, 1), "TimingSettings.tone_ratio_min": (0, 1),
+    "TimingSettings.tone_level_min_dbfs": (-120, 0),
+    "MatchSettings.min_similarity": (0.5, 1), "MatchSettings.exact_below_syllables": (0, 20),
+    "MatchSettings.word_aligned_below_syllables": (0, 20), "MatchSettings.low_confidence": (0, 1),
+    "ScoreSettings.pass_score": (0, 100), "ScoreSettings.redline_score": (0, 100),
+}
+
+
 def _dataclass_from(section: _Section, cls, **overrides):
     values = {}
     for name, fdef in cls.__dataclass_fields__.items():
@@ -450,10 +507,60 @@ def _dataclass_from(section: _Section, cls, **overrides):
         kind: Any = type(default) if default is not None else (str, type(None))
         if kind is float:
             kind = (float,)
-        numeric = kind in ((float,), int) and not name.endswith("_dbfs")
-        values[name] = section.get(name, kind, default, min_value=0 if numeric else None)
+        if name.endswith(("_s", "_db", "_dbfs")) and default is None:
+            kind = (float, type(None))
+        numeric = kind in ((float,), int, (float, type(None)))
+        low, high = RANGES.get(f"{cls.__name__}.{name}", (None, 0) if name.endswith("_dbfs") else (0, None))
+        values[name] = section.get(name, kind, default, min_value=low if numeric else None,
+                                   max_value=high if numeric else None)
     section.check_unknown()
     return cls(**values, **overrides)
+
+
+def _nested_quantifier(items, inside_repeat: bool = False) -> bool:
+    """Whether a parsed pattern repeats something that itself repeats without bound: (a+)+, (x*)*, (\\d+)*.
+
+    Such patterns take exponential time on a near-miss (catastrophic backtracking).
+    """
+    from re import _constants as c, _parser  # noqa: F401  (CPython's own parser)
+
+    for op, arg in items:
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
+            low, high, body = arg
+            unbounded = high == c.MAXREPEAT
+            if inside_repeat and (unbounded or high > 1):
+                return True
+            if (unbounded or high > 1) and _nested_quantifier(body, inside_repeat=unbounded or high > 10):
+                return True
+        elif op == c.SUBPATTERN:
+            if _nested_quantifier(arg[-1], inside_repeat):
+                return True
+        elif op == c.BRANCH:
+            if any(_nested_quantifier(branch, inside_repeat) for branch in arg[1]):
+                return True
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            if _nested_quantifier(arg[1], inside_repeat):
+                return True
+    return False
+
+
+def compile_safe_regex(pattern: str, path, *, line: int | None, field: str | None) -> re.Pattern:
+    """Compile a rulebook regular expression, refusing empty, catch-all and catastrophic ones."""
+    from re import _parser
+
+    if not pattern:
+        raise ConfigError(path, "empty regular expression after re:", line=line, field=field)
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(path, f"invalid regular expression: {exc}", line=line, field=field) from None
+    if compiled.search("") is not None:
+        raise ConfigError(path, f"regular expression {pattern!r} matches the empty string, so it matches every "
+                                f"transcript", line=line, field=field)
+    if _nested_quantifier(_parser.parse(pattern)):
+        raise ConfigError(path, f"regular expression {pattern!r} repeats a repeated group (like (a+)+): it can take "
+                                f"exponential time; rewrite it without nested quantifiers", line=line, field=field)
+    return compiled
 
 
 def load_lexicon(path: Path, name: str) -> Lexicon:
@@ -471,10 +578,7 @@ def load_lexicon(path: Path, name: str) -> Lexicon:
             continue
         if text.startswith("re:"):
             pattern = text[3:].strip()
-            try:
-                entries.append(LexiconEntry(pattern, re.compile(pattern), number))
-            except re.error as exc:
-                raise ConfigError(path, f"invalid regular expression: {exc}", line=number, field=name) from None
+            entries.append(LexiconEntry(pattern, compile_safe_regex(pattern, path, line=number, field=name), number))
         else:
             entries.append(LexiconEntry(text, None, number))
     if not entries:
@@ -592,6 +696,9 @@ def _load_conditions(section: _Section, path: Path) -> tuple[Condition, ...]:
                               field=sub.prefix)
         if cond.metric is not None and cond.above is None and cond.below is None:
             raise ConfigError(path, "a metric condition needs above or below", line=item.line, field=sub.prefix)
+        if cond.above is not None and cond.below is not None and cond.above >= cond.below:
+            raise sub.fail("above", f"above {cond.above:g} is not below below {cond.below:g}: the rule could never "
+                                    f"apply")
         out.append(cond)
     return tuple(out)
 
@@ -627,6 +734,8 @@ def _load_metric(section: _Section, path: Path) -> MetricCheck:
     section.check_unknown()
     if check.min is None and check.max is None and check.equals is None:
         raise ConfigError(path, "a metric needs min, max or equals", line=section.node.line, field=section.prefix)
+    if check.min is not None and check.max is not None and check.min > check.max:
+        raise section.fail("min", f"min {check.min:g} is above max {check.max:g}: no value could pass")
     return check
 
 
@@ -637,13 +746,15 @@ def _tone_plan(tones: _Section, plans: _Section, key: str, plan_name: str) -> To
     plan_section = plans.section(plan_name)
     freqs_node = plan_section.raw("frequencies_hz")
     if freqs_node is None or not isinstance(freqs_node.value, list) or not freqs_node.value or not all(
-            isinstance(f.value, (int, float)) and f.value > 0 for f in freqs_node.value):
-        raise plan_section.fail("frequencies_hz", "expected a list of positive frequencies")
+            isinstance(f.value, (int, float)) and not isinstance(f.value, bool) and 50 <= f.value <= 3400
+            for f in freqs_node.value):
+        raise plan_section.fail("frequencies_hz", "expected a list of frequencies within the telephone band "
+                                                  "(50-3400 Hz)")
     plan = TonePlan(
         name=plan_name,
         frequencies_hz=tuple(float(f.value) for f in freqs_node.value),
-        on_s=plan_section.get("on_s", float, min_value=0.05),
-        off_s=plan_section.get("off_s", float, min_value=0.0),
+        on_s=plan_section.get("on_s", float, min_value=0.05, max_value=60),
+        off_s=plan_section.get("off_s", float, min_value=0.0, max_value=60),
     )
     plan_section.check_unknown()
     return plan
@@ -663,6 +774,9 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
     version = str(book.get("version", (str, int, float)))
     book.check_unknown()
 
+    audio = _dataclass_from(top.section("audio"), AudioSettings)
+    if audio.max_duration_s < 1:
+        raise top.section("audio").fail("max_duration_s", f"must be at least 1 s, got {audio.max_duration_s:g}")
     channels = _dataclass_from(top.section("channels"), ChannelSettings)
     if channels.agent == channels.customer:
         raise top.fail("channels", "agent and customer must be different channels")
@@ -751,17 +865,16 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
         vad=vad, tone_plan=tone_plan, disconnect_plan=disconnect_plan, timing=timing, matching=matching, scoring=scoring, rules=rules,
         lexicons=lexicons, hold_request_lexicon=hold_lexicon,
         backchannel_lexicon=backchannel_lexicon, asr_inventions_lexicon=inventions_lexicon, digest=digest.hexdigest(), metadata=metadata,
-        privacy=privacy, review=review, profile=profile,
+        privacy=privacy, review=review, profile=profile, audio=audio,
     )
 
 
 def _load_metadata(section: _Section) -> MetadataSettings:
     pattern = section.get("filename_pattern", (str, type(None)), None)
     if pattern is not None:
-        try:
-            groups = set(re.compile(pattern).groupindex)
-        except re.error as exc:
-            raise section.fail("filename_pattern", f"invalid regular expression: {exc}") from None
+        node = section.raw("filename_pattern")
+        groups = set(compile_safe_regex(pattern, section.path, line=node.line if node else None,
+                                        field=section._name("filename_pattern")).groupindex)
         unknown = groups - set(METADATA_FIELDS)
         if not groups or unknown:
             raise section.fail("filename_pattern", "named groups must be among " + ", ".join(METADATA_FIELDS)

@@ -5,9 +5,23 @@ CLI and the batch can print or store it as is.
 """
 from __future__ import annotations
 
+import unicodedata
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped (a file name with a newline or an escape code
+    cannot split a log line or forge one)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else
+                   (repr(ch)[1:-1] if unicodedata.category(ch)[0] == "C" else ch) for ch in text)
+
 
 class QAError(Exception):
-    """Root of every error qa-audio raises on purpose."""
+    """Root of every error qa-audio raises on purpose; its message is always one printable line."""
+
+    def __init__(self, message: object = "", *args: object):
+        super().__init__(one_line(str(message)), *args)
 
 
 class AudioError(QAError):

@@ -71,7 +71,7 @@ class Export:
 
     def group_columns(self) -> list[str]:
         keys = (["agent_id", "agent_name", "team"] if self.about["by"] == "agent" else ["team"])
-        return keys + ["calls", "mean_score", "median_score", "pass_rate", "redline_failures", "reviewed_share"] + [
+        return keys + ["calls", "mean_score", "median_score", "pass_rate", "unscorable", "redline_failures", "reviewed_share"] + [
             f"failed {r}" for r in self.rules]
 
     @staticmethod
@@ -132,6 +132,7 @@ def _group(calls: list[dict], *, by: str, rules: list[str]) -> list[dict]:
     for key in sorted(buckets):
         items = buckets[key]
         scores = [float(c["final_score"]) for c in items if c["final_score"] is not None]
+        scorable = [c for c in items if c["verdict"] != "unscorable"]
         row: dict = {}
         if by == "agent":
             names = sorted({c["agent_name"] for c in items if c["agent_name"]})
@@ -143,7 +144,8 @@ def _group(calls: list[dict], *, by: str, rules: list[str]) -> list[dict]:
             calls=len(items),
             mean_score=round(statistics.fmean(scores), 2) if scores else None,
             median_score=round(statistics.median(scores), 2) if scores else None,
-            pass_rate=round(sum(c["verdict"] == "pass" for c in items) / len(items), 4),
+            pass_rate=round(sum(c["verdict"] == "pass" for c in scorable) / len(scorable), 4) if scorable else None,
+            unscorable=len(items) - len(scorable),
             redline_failures=sum(bool(c["redline"]) for c in items),
             reviewed_share=round(sum(bool(c["reviewed"]) for c in items) / len(items), 4),
         )
@@ -186,9 +188,19 @@ def _write_csv(path: Path, columns: list[str], rows) -> None:
     path.write_bytes(buf.getvalue().encode("utf-8-sig"))
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")   # what a spreadsheet reads as a formula (OWASP)
+
+
+def is_formula_like(value) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_START)
+
+
 def _csv_value(value):
+    """A CSV cell; text a spreadsheet would run as a formula gets a leading apostrophe (OWASP)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if is_formula_like(value):
+        return "'" + value
     return value
 
 
@@ -210,6 +222,10 @@ def _xlsx_bytes(export: Export) -> bytes:
             cell.font = Font(bold=True)
         for row in rows:
             ws.append([_xlsx_value(row.get(c)) for c in columns])
+            for cell in ws[ws.max_row]:
+                if is_formula_like(cell.value):      # text, shown as typed: never a live formula
+                    cell.data_type = "s"
+                    cell.quotePrefix = True
         for i, column in enumerate(columns, start=1):
             width = max([len(str(column))] + [_display_len(row.get(column)) for row in rows])
             ws.column_dimensions[get_column_letter(i)].width = min(60, width + 2)
@@ -226,6 +242,10 @@ def _xlsx_bytes(export: Export) -> bytes:
     about = wb.create_sheet("about")
     for key, value in export.about.items():
         about.append([key, ", ".join(value) if isinstance(value, list) else value])
+        for cell in about[about.max_row]:
+            if is_formula_like(cell.value):
+                cell.data_type = "s"
+                cell.quotePrefix = True
     about.column_dimensions["A"].width = 26
     about.column_dimensions["B"].width = 70
     raw = io.BytesIO()

@@ -19,7 +19,7 @@ from .hangup import LineEnd, decide_hangup, disconnect_bursts, line_end
 from .models import ModelInfo, load_model, resolve_model
 from .normalize import TextNormalizer
 from .rules import Finding, PhraseMatcher, evaluate, hold_cues
-from .score import Score, score_findings
+from .score import Score, score_findings, unscorable
 from .spans import Span, merge, subtract
 from .timing import Timing, analyze_timing, speaking_rates
 from .tones import detect_music, detect_ringback
@@ -119,7 +119,7 @@ class Scorer:
         """
         self.model
         try:
-            return self.score_audio(load_audio(path))
+            return self.score_audio(load_audio(path, max_duration_s=self.config.audio.max_duration_s))
         except QAError as exc:
             return error_result(path, str(exc), config=self.config)
 
@@ -159,11 +159,26 @@ class Scorer:
                                 acknowledgements=self.acknowledgements, inventions=self.inventions)
         turns = utterances + unrecognised_turns(analysis.acoustics, utterances)
         findings = evaluate(c, turns, matcher=self.matcher, timing=timing, facts=facts)
-        score = score_findings(findings, c.scoring)
+        silent = no_speech(analysis.acoustics, utterances)
+        score = unscorable(silent) if silent else score_findings(findings, c.scoring)
         stage = dict(analysis.stage_s, rules_s=time.perf_counter() - t0)
         return CallResult(Path(analysis.audio["path"]).stem, dict(analysis.audio), timing, tuple(findings),
                           analysis.utterances, score, self.versions(model=analysis.model), self.settings_record(),
                           stage)
+
+
+def no_speech(acoustics: "Acoustics", utterances: list[Utterance]) -> str | None:
+    """Why nobody can be judged on this call, or None when the agent (or, mono, anyone) spoke words."""
+    party = "mixed" if "mixed" in acoustics.roles else "agent"
+    anyone = any(acoustics.regions.get(role) for role in acoustics.roles)
+    if not anyone:
+        return "no speech found on any channel: a silent, tone-only, music-only or noise-only recording"
+    if not acoustics.regions.get(party):
+        return "the agent channel carries no speech (only the customer speaks): check the recording or channel roles"
+    if not any(u.text.strip() for u in utterances if u.channel == party):
+        who = "in the recording" if party == "mixed" else "on the agent channel"
+        return f"speech was detected {who} but no words were recognised in it"
+    return None
 
 
 def unrecognised_turns(acoustics: "Acoustics", utterances: list[Utterance]) -> list[Utterance]:

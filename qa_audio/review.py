@@ -44,8 +44,13 @@ def final_findings(result: dict, reviews: dict) -> list[dict]:
     return out
 
 
-def final_score(result: dict, reviews: dict) -> tuple[float, str]:
-    """(score, verdict) after review, with the result's own pass mark and red-line score."""
+def final_score(result: dict, reviews: dict) -> tuple[float | None, str]:
+    """(score, verdict) after review, with the result's own pass mark and red-line score.
+
+    An unscorable call (nobody speaks) stays unscorable: no review of findings makes it pass.
+    """
+    if result.get("verdict") == "unscorable":
+        return None, "unscorable"
     scoring = result.get("settings", {}).get("scoring", {})
     pass_score = float(scoring.get("pass_score", 85.0))
     redline_score = float(scoring.get("redline_score", 0.0))
@@ -107,6 +112,7 @@ def review_labels(store: Store) -> dict:
 
 # --------------------------------------------------------------------------- spot-check queue
 QUEUE_KINDS = (("fail", "Failing calls"), ("review", "Low-confidence hits (verdict review)"),
+               ("unscorable", "Unscorable: no speech, or no agent speech (check the recording)"),
                ("sample", "Calibration sample of passing calls"))
 
 

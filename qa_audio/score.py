@@ -7,12 +7,20 @@ from .config import ScoreSettings
 from .rules import Finding
 
 
+VERDICTS = ("pass", "fail", "review", "unscorable", "error")
+
+
 @dataclass(frozen=True)
 class Score:
-    score: float
-    verdict: str           # "pass", "fail" or "review"
+    score: float | None    # None when the call is unscorable
+    verdict: str           # "pass", "fail", "review" or "unscorable"
     redline: bool
     reason: str
+
+
+def unscorable(reason: str) -> Score:
+    """A call nobody can be judged on (no speech, or no agent speech): no score, never a pass."""
+    return Score(None, "unscorable", False, reason)
 
 
 def _raw(findings: list[Finding], settings: ScoreSettings) -> tuple[float, bool]:

@@ -62,7 +62,8 @@ def render_call(call: StoredCall, *, mask=None) -> str:
     a = r["audio"]
     who = ", ".join(f"{k} {meta[k]}" for k in ("agent_id", "agent_name", "team", "call_time", "direction",
                                                  "hangup_side") if meta.get(k)) or "no metadata"
-    lines = [f"{call.call_id}  score {r['score']:g}  verdict {r['verdict'].upper()}  ({r.get('verdict_reason', '')})",
+    score = "–" if r["score"] is None else f"{r['score']:g}"
+    lines = [f"{call.call_id}  score {score}  verdict {r['verdict'].upper()}  ({r.get('verdict_reason', '')})",
              f"  {a['path']}  {a['duration_s']:.1f} s, {a['channels']} ch, {a['sample_rate_hz']} Hz, "
              f"sha256 {call.audio_sha256[:12]}",
              f"  {who}",

@@ -43,7 +43,7 @@ PLAYABLE = {"WAV/PCM_16": "audio/wav", "WAV/PCM_24": "audio/wav", "WAV/PCM_U8": 
             "OGG/VORBIS": "audio/ogg", "OGG/OPUS": "audio/ogg", "MP3/MPEG_LAYER_III": "audio/mpeg",
             "mp3/mp3": "audio/mpeg", "mp3/mp3float": "audio/mpeg"}
 FILTERS = ("agent", "team", "date_from", "date_to", "score_min", "score_max", "verdict", "rule", "text")
-VERDICTS = ("pass", "review", "fail")
+VERDICTS = ("pass", "review", "fail", "unscorable")
 MAX_FAILED_LOGINS, LOCKOUT_S = 5, 60.0
 TIMELINE_ROWS = (("ring", "Ringing"), ("agent", "Agent speech"), ("customer", "Customer speech"),
                  ("mixed", "Speech (mono)"), ("hold", "Hold"), ("overtalk", "Overtalk"), ("dead_air", "Dead air"))
@@ -116,6 +116,7 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
                       PERMANENT_SESSION_LIFETIME=timedelta(hours=config.review.session_hours),
                       MAX_CONTENT_LENGTH=64 * 1024, TEMPLATES_AUTO_RELOAD=False)
     app.jinja_env.autoescape = True
+    app.jinja_env.filters["num"] = lambda value: "–" if value is None else f"{value:g}"
     redactor = Redactor(config.privacy)
     audio_files = _AudioFiles(Path(db).resolve().parent)
     failed_logins: dict[str, list[float]] = {}

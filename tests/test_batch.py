@@ -72,7 +72,7 @@ def folder(tmp_path_factory):
     make_variants(SAMPLES / "bad_greeting.wav", root, GOOD_NAMES)
     shutil.copy(root / "call_b.wav", root / "call_b_copy.wav")     # the same recording twice
     add_broken(root)
-    (root / "empty_again.wav").write_bytes(b"")                    # two bad files with one content
+    (root / "notes_again.wav").write_text("call notes, not audio\n", encoding="utf-8")   # two bad files, one content
     (root / "readme.txt").write_text("not a recording: ignored\n")
     return root
 
@@ -100,7 +100,7 @@ def test_batch_scores_every_call_and_records_every_error(first_run):
     assert rows(db, "SELECT COUNT(*) FROM results")[0][0] == 3
     errors = dict(rows(db, "SELECT path, error FROM errors"))
     assert len(errors) == 3
-    assert "same content as" in errors[next(p for p in errors if p.endswith("empty_again.wav"))]
+    assert "same content as" in errors[next(p for p in errors if p.endswith("notes_again.wav"))]
     assert "empty" in errors[next(p for p in errors if p.endswith("empty.wav"))]
     assert all(e.startswith(p) for p, e in errors.items())          # every cause names its file
     # every result is whole: its findings, its timing row and its transcript
