@@ -335,7 +335,7 @@ def collect(inputs: list[str], config: Config, *, scorer=None, progress=None) ->
             found = (_parse_result(p) for p in sorted(path.glob("*.json")) if p.name != "labels.json")
             results += [data for data, _problem in found if data is not None]
         elif path.suffix.lower() in (".sqlite", ".db", ".sqlite3"):
-            with open_store(path, create=False) as store:
+            with open_store(path, readonly=True) as store:
                 stored = stored_analyses(store)
             analyses += stored
             results += judge_all(config, stored)

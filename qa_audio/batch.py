@@ -205,14 +205,18 @@ class _ProcessPool:
 class Progress:
     """A progress bar with ETA on a terminal; timestamped log lines otherwise (cron)."""
 
-    def __init__(self, total: int, *, stream: TextIO | None = None, tty: bool | None = None):
+    def __init__(self, total: int, *, stream: TextIO | None = None, tty: bool | None = None,
+                 mask: Callable[[str], str | None] | None = None):
         self.stream = stream or sys.stderr
+        self.mask = mask
         self.tty = self.stream.isatty() if tty is None else tty
         self.total, self.done, self.started = total, 0, time.perf_counter()
         self.counts = {"scored": 0, "rescored": 0, "skipped": 0, "failed": 0}
 
     def log(self, message: str) -> None:
         message = one_line(message)
+        if self.mask is not None:            # personal numbers in file names stay out of the cron log
+            message = self.mask(message) or message
         if self.tty:
             self.stream.write("\r\033[K" + message + "\n")
             self._bar()
@@ -306,7 +310,7 @@ def run_batch(root: str | Path | None, *, db: str | Path, config: Config, worker
         for stale in out.glob(".*.json.*.tmp"):     # left by a killed run
             stale.unlink(missing_ok=True)
     sidecar = load_sidecar(metadata_csv) if metadata_csv else None
-    with _Lock(db), open_store(db) as store:
+    with _Lock(db.resolve()), open_store(db) as store:     # one lock however the store is reached (links)
         return _Batch(store, config, root=Path(root) if root else None, workers=workers, sidecar=sidecar,
                       out=out, scheduler=scheduler, progress=progress, scorer=scorer).run(command, rescore)
 
@@ -354,6 +358,7 @@ class _Batch:
         files = find_audio(self.root)
         self.counts["found"] = len(files)
         self.progress = self.progress or Progress(len(files))
+        self.progress.mask = self.progress.mask or self.redactor.identifier
         self.progress.total = len(files)
         for problem in self.problems:
             self.progress.log(f"metadata: {problem}")
@@ -401,6 +406,7 @@ class _Batch:
             stored = [(sha, a) for sha, a in stored if str(Path(a["audio"]["path"]).resolve()).startswith(root)]
         self.counts["found"] = len(stored)
         self.progress = self.progress or Progress(len(stored))
+        self.progress.mask = self.progress.mask or self.redactor.identifier
         self.progress.total = len(stored)
         for sha, analysis in stored:
             current = self.store.current_result(sha)
@@ -413,8 +419,12 @@ class _Batch:
     # ------------------------------------------------------------------ outcomes
     def _metadata(self, path: str, sha: str | None = None) -> dict:
         stored = self.store.call_metadata(sha) if sha else None
-        return metadata_for(Path(path), root=self.root if self.root and self.root.is_dir() else None,
+        meta = metadata_for(Path(path), root=self.root if self.root and self.root.is_dir() else None,
                             sidecar=self.sidecar, settings=self.config.metadata, stored=stored)
+        for name in ("agent_name", "team"):       # free text: a number typed into it is masked on the way in
+            if isinstance(meta.get(name), str):
+                meta[name] = self.redactor.identifier(meta[name])
+        return meta
 
     def _rejudge(self, path: str, sha: str, size: int | None, stored: dict) -> None:
         analysis = Analysis.from_dict(stored)
@@ -464,7 +474,7 @@ class _Batch:
         facts = {k: v for k, v in meta.items() if k == "hangup_side" and v}
         if facts:      # rules that read call metadata (CLS-3: who hung up) are judged with it
             result = self.scorer.judge(Analysis.from_dict(analysis), facts=facts).to_dict()
-        stem = Path(path).stem
+        stem = self.redactor.identifier(Path(path).stem)      # a phone number in a file name never becomes an id
         if self.config.privacy.mask_in == "store":       # personal numbers never reach the disk
             analysis, result = self.redactor.analysis(analysis), self.redactor.result(result)
         call_id = self.store.save_call(sha256=sha, path=path, size_bytes=size, call_id=stem, metadata=meta,

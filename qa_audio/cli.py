@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def cmd_score(args) -> int:
         result = redactor.result(scorer.score_path(path).to_dict())
         if result["verdict"] == "error":
             status = EXIT_BAD_INPUT
-            print(f"qa-audio: error: {result['error']}", file=sys.stderr)
+            print(f"qa-audio: error: {result['error']}", file=sys.stderr)     # masked by redactor.result
         if args.json:
             print(json.dumps(result, ensure_ascii=False), flush=True)
         elif result["verdict"] != "error":
@@ -90,8 +91,11 @@ def cmd_batch(args) -> int:
                         out_dir=args.out, rescore=args.rescore, scheduler=args.scheduler,
                         command=" ".join(["qa-audio", *sys.argv[1:]]))
     print(summary.describe(), file=sys.stderr)
+    from .privacy import Redactor
+
+    mask = Redactor(config.privacy).identifier
     for path, cause in summary.errors[:20]:
-        print(f"  failed: {cause}", file=sys.stderr)
+        print(f"  failed: {mask(cause)}", file=sys.stderr)
     if len(summary.errors) > 20:
         print(f"  … and {len(summary.errors) - 20} more (see the errors table)", file=sys.stderr)
     if args.json:
@@ -106,14 +110,15 @@ def cmd_show(args) -> int:
     from .store import open_store
 
     redactor = Redactor(load_config(args.config).privacy)
-    with open_store(args.db, create=False) as store:
+    with open_store(args.db, readonly=True) as store:
         call = store.find_call(args.call_id)
         if args.json:
             result = redactor.result(call.result or {})
-            print(json.dumps(dict(result, metadata=call.metadata, reviews=call.reviews, final_score=call.final_score,
+            metadata = {k: redactor.identifier(v) if isinstance(v, str) else v for k, v in call.metadata.items()}
+            print(json.dumps(dict(result, metadata=metadata, reviews=call.reviews, final_score=call.final_score,
                                   final_verdict=call.final_verdict), ensure_ascii=False, indent=1))
         else:
-            print(render_call(call, mask=redactor.text))
+            print(render_call(call, mask=redactor.text, mask_id=redactor.identifier))
     return EXIT_OK
 
 
@@ -123,7 +128,7 @@ def cmd_export(args) -> int:
 
     period = parse_period(args.period)
     fmt = args.format or (Path(args.output).suffix.lstrip(".").lower() or "xlsx")
-    with open_store(args.db, create=False) as store:
+    with open_store(args.db, readonly=True) as store:
         export = build_export(store, period=period, by=args.by)
         files = write_export(export, args.output, fmt=fmt)
     about = export.about
@@ -151,7 +156,7 @@ def cmd_labels(args) -> int:
     from .review import review_labels
     from .store import open_store
 
-    with open_store(args.db, create=False) as store:
+    with open_store(args.db, readonly=True) as store:
         labels = review_labels(store)
     text = json.dumps(labels, ensure_ascii=False, indent=1)
     if args.output:
@@ -242,7 +247,7 @@ def cmd_redact_audio(args) -> int:
     from .store import open_store
 
     config = load_config(args.config)
-    with open_store(args.db, create=False) as store:
+    with open_store(args.db, readonly=True) as store:
         call = store.find_call(args.call_id)
     spans = write_redacted_audio(call, args.output, settings=config.privacy, bleep=args.bleep)
     print(f"{args.output}: {len(spans)} personal number(s) {'bleeped' if args.bleep else 'silenced'}"
@@ -422,6 +427,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except QAError as exc:
         print(f"qa-audio: error: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    except sqlite3.DatabaseError as exc:        # a store damaged past its first pages shows only when read
+        from .store import damaged
+
+        print(f"qa-audio: error: {getattr(args, 'db', 'the results store')}: {damaged(exc)}", file=sys.stderr)
         return EXIT_FATAL
     except KeyboardInterrupt:
         print("qa-audio: interrupted; what was scored is kept, rerun to continue", file=sys.stderr)

@@ -282,6 +282,7 @@ class ReviewSettings:
     sample_seed: str = "calibration"      # the draw is a hash of (seed, audio): stable across restarts
     page_size: int = 50
     session_hours: float = 8.0            # a login lasts this long
+    secure_cookies: bool = False          # true behind HTTPS: the login cookie is never sent over plain HTTP
 
 
 @dataclass(frozen=True)
@@ -844,6 +845,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
         sample_seed=str(review_section.get("sample_seed", (str, int), "calibration")),
         page_size=review_section.get("page_size", int, 50, min_value=1, max_value=500),
         session_hours=float(review_section.get("session_hours", (int, float), 8.0, min_value=0.1, max_value=24 * 7)),
+        secure_cookies=review_section.get("secure_cookies", bool, False),
     )
     review_section.check_unknown()
     top.check_unknown()

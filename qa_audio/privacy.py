@@ -30,7 +30,9 @@ DIGIT_VALUE = {**{str(d): str(d) for d in range(10)}, **{chr(0xFF10 + d): str(d)
                "陆": "6", "陸": "6", "七": "7", "拐": "7", "柒": "7", "八": "8", "捌": "8", "九": "9", "勾": "9",
                "玖": "9"}
 X_CHARS = {"X", "x", "Ｘ", "叉"}
-SEPARATORS = set(" \u3000-–—,，、")
+SEPARATORS = set(" \u3000-–—,，、.。·/()（）:：;；")
+FILLERS = set("嗯呃啊额哦唔噢那个就是然后呢吧")   # what a caller says between digit groups (一三八，嗯，零零一三)
+MAX_GAP = 4                               # at most this many separator or filler characters between two groups
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
 MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -71,8 +73,14 @@ def looks_like_id(value: str) -> bool:
 
 
 def _runs(text: str) -> list[list[tuple[int, str]]]:
-    """Digit runs as lists of groups; each group a list of (char index, digit value)."""
-    runs, groups, group = [], [], []
+    """Digit runs as lists of groups; each group a list of (char index, digit value).
+
+    Groups may be parted by up to :data:`MAX_GAP` separator or filler characters: a comma and a
+    space, dots, slashes, brackets, two spaces, a 嗯 — every way a number is read out or written.
+    """
+    runs: list[list[list[tuple[int, str]]]] = []
+    groups: list[list[tuple[int, str]]] = []
+    group: list[tuple[int, str]] = []
     gap = 0
     for i, ch in enumerate(text):
         value = DIGIT_VALUE.get(ch)
@@ -86,10 +94,11 @@ def _runs(text: str) -> list[list[tuple[int, str]]]:
                 runs.append(groups)
                 groups, group = [], []
             continue
-        if ch in SEPARATORS and group and gap == 0:
-            groups.append(group)
-            group = []
-            gap = 1
+        if (ch in SEPARATORS or ch in FILLERS) and (group or groups) and gap < MAX_GAP:
+            if group:
+                groups.append(group)
+                group = []
+            gap += 1
             continue
         if group:
             groups.append(group)
@@ -156,9 +165,16 @@ def _merge(spans: list[PiiSpan]) -> list[PiiSpan]:
     return out
 
 
-def mask_text(text: str, *, keep_last_digits: int = 4, digit_runs_min: int | None = 12) -> str:
-    """``text`` with the digits of every personal number replaced by ``*`` (same length)."""
-    spans = find_pii(text, digit_runs_min=digit_runs_min)
+def mask_text(text: str, *, keep_last_digits: int = 4, digit_runs_min: int | None = 12,
+              identifier: bool = False) -> str:
+    """``text`` with the digits of every personal number replaced by ``*`` (same length).
+
+    ``identifier``: a file name, call id or person's name, where long digit runs are dates and
+    times: only mobiles, ID cards and bank cards of 16-19 digits are masked.
+    """
+    spans = find_pii(text, digit_runs_min=None if identifier else digit_runs_min)
+    if identifier:
+        spans = [s for s in spans if s.kind != "bank_card" or _digit_count(text, s) >= 16]
     if not spans:
         return text
     chars = list(text)
@@ -169,6 +185,10 @@ def mask_text(text: str, *, keep_last_digits: int = 4, digit_runs_min: int | Non
         for i in hidden:
             chars[i] = "*"
     return "".join(chars)
+
+
+def _digit_count(text: str, span: PiiSpan) -> int:
+    return sum(1 for ch in text[span.start: span.end] if ch in DIGIT_VALUE)
 
 
 class Redactor:
@@ -183,9 +203,21 @@ class Redactor:
         s = self.settings
         return mask_text(text, keep_last_digits=s.keep_last_digits, digit_runs_min=s.mask_digit_runs_min)
 
+    def identifier(self, text: str | None) -> str | None:
+        """A file name, path, call id, person's or team's name, or a log line, with personal numbers masked."""
+        if not text:
+            return text
+        return mask_text(text, keep_last_digits=self.settings.keep_last_digits, identifier=True)
+
     def result(self, result: dict) -> dict:
-        """A result-contract dict with transcript, evidence and details masked."""
+        """A result-contract dict with transcript, evidence, details, call id and path masked."""
         out = copy.deepcopy(result)
+        if isinstance(out.get("call_id"), str):
+            out["call_id"] = self.identifier(out["call_id"])
+        if isinstance(out.get("audio"), dict) and isinstance(out["audio"].get("path"), str):
+            out["audio"]["path"] = self.identifier(out["audio"]["path"])
+        if isinstance(out.get("error"), str):
+            out["error"] = self.identifier(out["error"])
         for line in out.get("transcript", ()):
             line["text"] = self.text(line["text"])
             if "words" in line:

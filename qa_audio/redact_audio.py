@@ -23,6 +23,10 @@ def write_redacted_audio(call: StoredCall, output: str | Path, *, settings: Priv
         raise QAError(f"{call.call_id}: no stored transcript to find personal numbers in")
     spans = pii_times(call.analysis["utterances"], settings)
     source = Path(call.path)
+    target = Path(output)
+    if target.resolve() == source.resolve() or (target.exists() and source.exists() and target.samefile(source)):
+        raise QAError(f"{target}: is the call's own recording: write the redacted copy elsewhere (the original "
+                      f"is the evidence)")
     try:
         data, rate = sf.read(source, dtype="float32", always_2d=True)
     except (OSError, RuntimeError, sf.LibsndfileError) as exc:

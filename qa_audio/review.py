@@ -13,7 +13,9 @@ import hmac
 import os
 from dataclasses import dataclass
 
+from .config import PrivacySettings
 from .errors import QAError
+from .privacy import Redactor
 from .store import Store, StoredCall
 
 DECISIONS = ("confirm", "overturn")
@@ -73,8 +75,11 @@ def final_score(result: dict, reviews: dict) -> tuple[float | None, str]:
 
 
 def review_finding(store: Store, call: StoredCall, rule: str, *, decision: str, reason: str,
-                   reviewer: str) -> tuple[float, str]:
-    """Record a supervisor's decision on one finding; returns the call's new (final score, verdict)."""
+                   reviewer: str, privacy: PrivacySettings | None = None) -> tuple[float | None, str]:
+    """Record a supervisor's decision on one finding; returns the call's new (final score, verdict).
+
+    Personal numbers in the reason (a supervisor quoting the customer) are masked before it is stored.
+    """
     if decision not in DECISIONS:
         raise ReviewError(f"decision must be confirm or overturn, got {decision!r}")
     if not reason or not reason.strip():
@@ -86,15 +91,16 @@ def review_finding(store: Store, call: StoredCall, rule: str, *, decision: str, 
         raise ReviewError(f"{call.call_id}: no finding for rule {rule!r}")
     if finding["status"] == "n/a":
         raise ReviewError(f"{call.call_id}: {rule} did not apply to this call (n/a); nothing to review")
+    reason = Redactor(privacy).text(reason.strip()) or ""
     before_score, before_verdict = final_score(call.result, call.reviews)
-    reviews = dict(call.reviews, **{rule: {"decision": decision, "reason": reason.strip(), "reviewer": reviewer}})
+    reviews = dict(call.reviews, **{rule: {"decision": decision, "reason": reason, "reviewer": reviewer}})
     score, verdict = final_score(call.result, reviews)
     before = {"decision": call.reviews.get(rule, {}).get("decision"), "finding_status": finding["status"],
               "final_score": call.final_score if call.final_score is not None else before_score,
               "final_verdict": call.final_verdict or before_verdict}
     after = {"decision": decision, "final_score": score, "final_verdict": verdict}
     store.save_review(call_pk=call.pk, result_id=call.result_id, rule=rule, decision=decision,
-                      reason=reason.strip(), reviewer=reviewer, final_score=score, final_verdict=verdict,
+                      reason=reason, reviewer=reviewer, final_score=score, final_verdict=verdict,
                       before=before, after=after)
     return score, verdict
 

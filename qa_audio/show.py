@@ -52,19 +52,21 @@ def timeline_rows(call: StoredCall, *, width: int = 64) -> list[str]:
     return lines
 
 
-def render_call(call: StoredCall, *, mask=None) -> str:
-    """The spot-check view; ``mask`` (text → text) hides personal data in transcript and evidence."""
+def render_call(call: StoredCall, *, mask=None, mask_id=None) -> str:
+    """The spot-check view; ``mask`` (text → text) hides personal data in transcript and evidence,
+    ``mask_id`` in the call id, path and names."""
     mask = mask or (lambda text: text)
+    mask_id = mask_id or (lambda text: text)
     r = call.result
     if r is None:
         return f"{call.call_id}: no result stored"
     meta = call.metadata
     a = r["audio"]
-    who = ", ".join(f"{k} {meta[k]}" for k in ("agent_id", "agent_name", "team", "call_time", "direction",
+    who = ", ".join(f"{k} {mask_id(str(meta[k]))}" for k in ("agent_id", "agent_name", "team", "call_time", "direction",
                                                  "hangup_side") if meta.get(k)) or "no metadata"
     score = "–" if r["score"] is None else f"{r['score']:g}"
-    lines = [f"{call.call_id}  score {score}  verdict {r['verdict'].upper()}  ({r.get('verdict_reason', '')})",
-             f"  {a['path']}  {a['duration_s']:.1f} s, {a['channels']} ch, {a['sample_rate_hz']} Hz, "
+    lines = [f"{mask_id(call.call_id)}  score {score}  verdict {r['verdict'].upper()}  ({r.get('verdict_reason', '')})",
+             f"  {mask_id(a['path'])}  {a['duration_s']:.1f} s, {a['channels']} ch, {a['sample_rate_hz']} Hz, "
              f"sha256 {call.audio_sha256[:12]}",
              f"  {who}",
              f"  rulebook {r['versions'].get('rulebook_name', '')} {r['versions']['rulebook']}, "

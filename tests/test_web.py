@@ -401,3 +401,65 @@ def test_serve_cli_refuses_a_missing_store(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "qa_audio", "serve", "--db", str(tmp_path / "none.sqlite")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "no such results store" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------- hardening (#15)
+def test_logout_revokes_the_session_cookie(app):
+    client = logged_in(app)
+    cookie = client.get_cookie("qa_audio_session").value
+    assert client.get("/queue").status_code == 200
+    client.post("/logout", data={"csrf": token(client, "/queue")})
+    replay = app.test_client()
+    replay.set_cookie("qa_audio_session", cookie)
+    resp = replay.get("/queue")
+    assert resp.status_code == 302 and resp.location.endswith("/login")
+
+
+def test_secure_cookie_flag_follows_the_setting(store_db, config):
+    from qa_audio.web import create_app
+
+    for secure in (False, True):
+        app = create_app(store_db, review_config(config, secure_cookies=secure))
+        client = app.test_client()
+        resp = client.post("/login", data={"name": "alice", "password": PASSWORD, "csrf": token(client)})
+        header = next(v for k, v in resp.headers.items() if k == "Set-Cookie" and "qa_audio_session" in v)
+        assert ("Secure" in header) is secure and "HttpOnly" in header and "SameSite=Strict" in header
+
+
+def test_parallel_wrong_passwords_are_held_to_the_lockout(app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qa_audio import review
+
+    checked = []
+    real = review.check_password
+
+    def counting(password, stored):
+        checked.append(password)
+        return real(password, stored)
+
+    clients = [app.test_client() for _ in range(12)]
+    tokens = [token(c) for c in clients]
+    import qa_audio.web as web
+    original = web.check_password
+    web.check_password = counting
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            codes = list(pool.map(lambda ct: ct[0].post("/login", data={"name": "alice", "password": "guess-wrong-1",
+                                                                         "csrf": ct[1]}).status_code,
+                                  zip(clients, tokens)))
+    finally:
+        web.check_password = original
+    assert codes == [401] * 12
+    assert len(checked) == 5
+
+
+def test_absurd_ids_and_pages_are_404_or_clamped_never_500(app):
+    client = logged_in(app)
+    for url in (f"/calls/{2 ** 63}", f"/calls/{2 ** 64 + 5}", f"/calls/{10 ** 30}/audio", f"/calls/{2 ** 63}/audio"):
+        assert client.get(url).status_code == 404, url
+    for page in (10 ** 30, 2 ** 63, -5, "x"):
+        assert client.get(f"/calls?page={page}").status_code == 200, page
+    resp = client.post(f"/calls/{2 ** 63}/review", data={"csrf": token(client, "/queue"), "rule": "BAN-1",
+                                                          "decision": "overturn", "reason": "x"})
+    assert resp.status_code == 404
