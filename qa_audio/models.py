@@ -58,6 +58,21 @@ def _package_file(package: str, name: str) -> Path:
     return path
 
 
+STACK_DISTS = ("faster-whisper", "ctranslate2", "onnxruntime", "numpy", "soundfile", "soxr", "webrtcvad-wheels",
+               "jieba", "pypinyin", "opencc", "av")
+
+
+def stack_versions() -> dict[str, str | None]:
+    """The versions of every library a result depends on (the ASR stack is pinned in pyproject.toml)."""
+    out = {}
+    for dist in STACK_DISTS:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
 def bundled_versions() -> dict[str, str | None]:
     out = {}
     for dist in BUNDLED_DISTS:

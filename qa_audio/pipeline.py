@@ -16,7 +16,7 @@ from .config import Config
 from .echo import echo_path, echo_spans
 from .errors import QAError
 from .hangup import LineEnd, decide_hangup, disconnect_bursts, line_end
-from .models import ModelInfo, load_model, resolve_model
+from .models import ModelInfo, load_model, resolve_model, stack_versions
 from .normalize import TextNormalizer
 from .rules import Finding, PhraseMatcher, evaluate, hold_cues
 from .score import Score, score_findings, unscorable
@@ -75,6 +75,9 @@ def error_result(path: str | Path, message: str, *, config: Config | None = None
                       None, (), (), None, versions, {}, error=message)
 
 
+_STACK = stack_versions()
+
+
 class Scorer:
     """Holds the rules (and, once needed, the loaded model); scores one call at a time.
 
@@ -110,7 +113,8 @@ class Scorer:
 
     def versions(self, *, model: str | None = None) -> dict:
         return {"qa_audio": __version__, "rulebook": self.config.rulebook,
-                "rulebook_name": self.config.rulebook_name, "model": model or self.model_name}
+                "rulebook_name": self.config.rulebook_name, "model": model or self.model_name,
+                "libraries": _STACK}
 
     def score_path(self, path: str | Path) -> CallResult:
         """Score one file; a bad input gives an error result, never an exception.

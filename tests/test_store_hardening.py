@@ -124,3 +124,33 @@ def test_redact_audio_refuses_to_overwrite_the_recording(store_copy, tmp_path):
     assert digest(source) == before
     with open_store(store_copy, readonly=True) as store:
         assert store.find_call("compliant").path == str(source)
+
+
+@pytest.mark.asr
+def test_a_file_rewritten_during_the_batch_is_stored_under_what_was_decoded(tmp_path, scorer, monkeypatch):
+    import io
+
+    import qa_audio.batch as batch
+    from qa_audio.store import open_store
+
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    call = folder / "call.wav"
+    shutil.copy(ROOT / "samples" / "bad_greeting.wav", call)
+    planned = digest(call)
+    real = batch.load_audio
+
+    def rewritten_first(path, **kwargs):        # the recorder rewrites the file after it was hashed
+        shutil.copy(ROOT / "samples" / "compliant.wav", path)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(batch, "load_audio", rewritten_first)
+    log = io.StringIO()
+    batch.run_batch(folder, db=tmp_path / "r.sqlite", config=scorer.config, scorer=scorer,
+                    progress=batch.Progress(0, stream=log, tty=False))
+    with open_store(tmp_path / "r.sqlite", readonly=True) as store:
+        (row,) = store.current_rows()
+        stored = store.find_call(row["call_id"])
+    assert stored.audio_sha256 == digest(call) != planned
+    assert abs(stored.result["audio"]["duration_s"] - 44.15) < 0.1        # compliant.wav's transcript and length
+    assert "changed after it was planned" in log.getvalue()
