@@ -299,6 +299,13 @@ def cmd_rules_check(args) -> int:
     config = load_config(args.config)
     print(f"{config.path}: OK, rulebook {config.rulebook_name} {config.rulebook}, {len(config.rules)} rules, "
           f"{len(config.lexicons)} lexicons")
+    if len(config.files) > 1:
+        print("extends: " + " ← ".join(config.files))
+        base = config.files[0]
+        changed = {k: v for k, v in config.origins.items() if not v.startswith(base + ":")}
+        print(f"{len(changed)} value(s) set on top of {base}:")
+        for key, where in changed.items():
+            print(f"  {key:<40} {where}")
     return EXIT_OK
 
 
@@ -307,7 +314,13 @@ def cmd_rules_explain(args) -> int:
     from .rules import explain
 
     config = load_config(args.config)
-    print(explain(config.rule(args.rule_id), config))
+    rule = config.rule(args.rule_id)
+    print(explain(rule, config))
+    fields = {k.split(".", 2)[2]: v for k, v in config.origins.items() if k.startswith(f"rules.{rule.id}.")}
+    if fields:
+        print("where each value comes from:")
+        for key, where in fields.items():
+            print(f"  {key:<24} {where}")
     return EXIT_OK
 
 

@@ -33,12 +33,13 @@ SIDES = ("before", "after")
 class _Node:
     """A parsed YAML value that remembers its line (1-based)."""
 
-    __slots__ = ("value", "line", "key_line")
+    __slots__ = ("value", "line", "key_line", "origin")
 
-    def __init__(self, value: Any, line: int):
+    def __init__(self, value: Any, line: int, origin: Path | None = None):
         self.value = value
         self.line = line
         self.key_line = line
+        self.origin = origin          # the file it was read from (an extends: chain has several)
 
 
 class _Duplicate(Exception):
@@ -46,7 +47,7 @@ class _Duplicate(Exception):
         self.key, self.line, self.first = key, line, first
 
 
-def _compose(node: yaml.Node, where: str = "") -> _Node:
+def _compose(node: yaml.Node, origin: Path, where: str = "") -> _Node:
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[str, _Node] = {}
@@ -55,13 +56,13 @@ def _compose(node: yaml.Node, where: str = "") -> _Node:
             name = f"{where}.{key}" if where else key
             if key in out:      # YAML would let the second silently win: a rulebook must not
                 raise _Duplicate(name, key_node.start_mark.line + 1, out[key].key_line)
-            out[key] = _compose(value_node, name)
+            out[key] = _compose(value_node, origin, name)
             out[key].key_line = key_node.start_mark.line + 1
-        return _Node(out, line)
+        return _Node(out, line, origin)
     if isinstance(node, yaml.SequenceNode):
-        return _Node([_compose(item, f"{where}[{i}]") for i, item in enumerate(node.value)], line)
+        return _Node([_compose(item, origin, f"{where}[{i}]") for i, item in enumerate(node.value)], line, origin)
     scalar = yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
-    return _Node(scalar, line)
+    return _Node(scalar, line, origin)
 
 
 def _load_yaml(path: Path) -> _Node:
@@ -81,7 +82,7 @@ def _load_yaml(path: Path) -> _Node:
     if root is None:
         raise ConfigError(path, "file is empty")
     try:
-        return _compose(root)
+        return _compose(root, path)
     except _Duplicate as dup:
         raise ConfigError(path, f"duplicate key (first given on line {dup.first}); YAML would silently keep only "
                                 f"one of them", line=dup.line, field=dup.key) from None
@@ -94,6 +95,7 @@ class _Section:
     """Typed access to one mapping of the config, with errors that name the field."""
 
     def __init__(self, path: Path, node: _Node, prefix: str):
+        path = node.origin or path
         if not isinstance(node.value, dict):
             raise ConfigError(path, "expected a mapping", line=node.line, field=prefix or None)
         self.path, self.node, self.prefix = path, node, prefix
@@ -111,7 +113,7 @@ class _Section:
 
     def fail(self, key: str, message: str) -> ConfigError:
         node = self.node.value.get(key, self.node)
-        return ConfigError(self.path, message, line=node.line, field=self._name(key))
+        return ConfigError(node.origin or self.path, message, line=node.line, field=self._name(key))
 
     def section(self, key: str, *, required: bool = False) -> "_Section":
         node = self.raw(key)
@@ -164,7 +166,7 @@ class _Section:
     def check_unknown(self) -> None:
         for key, node in self.node.value.items():
             if key not in self.used:
-                raise ConfigError(self.path, "unknown field", line=node.line, field=self._name(key))
+                raise ConfigError(node.origin or self.path, "unknown field", line=node.key_line, field=self._name(key))
 
 
 # --------------------------------------------------------------------------- settings
@@ -460,6 +462,8 @@ class Config:
     review: ReviewSettings = field(default_factory=ReviewSettings)
     profile: str | None = None
     audio: AudioSettings = field(default_factory=AudioSettings)
+    files: tuple[str, ...] = ()                  # the extends: chain, base first (the config itself last)
+    origins: dict[str, str] = field(default_factory=dict, hash=False, compare=False)   # setting → file:line
 
     @property
     def rulebook(self) -> str:
@@ -588,6 +592,7 @@ def load_lexicon(path: Path, name: str) -> Lexicon:
 
 
 def _load_window(section: _Section, path: Path) -> Window:
+    path = section.path
     if not section.node.value:
         return Window()
     start = section.get("from", str, "call", choices=WINDOW_FROM)
@@ -602,6 +607,7 @@ def _load_window(section: _Section, path: Path) -> Window:
 
 
 def _load_rule(node: _Node, path: Path, index: int) -> Rule:
+    path = node.origin or path
     section = _Section(path, node, f"rules[{index}]")
     rule_id = section.get("id", str)
     if not re.fullmatch(r"[A-Z]{2,4}-\d+", rule_id):
@@ -684,6 +690,7 @@ def _load_conditions(section: _Section, path: Path) -> tuple[Condition, ...]:
     out = []
     for i, item in enumerate(items):
         sub = _Section(path, item, section._name("when") + (f"[{i}]" if isinstance(node.value, list) else ""))
+        path = sub.path
         cond = Condition(
             metric=sub.get("metric", (str, type(None)), None, choices=METRICS + (None,)),
             above=sub.get("above", (float, type(None)), None),
@@ -726,6 +733,7 @@ def _load_repeat_back(section: _Section) -> RepeatBack | None:
 
 
 def _load_metric(section: _Section, path: Path) -> MetricCheck:
+    path = section.path
     check = MetricCheck(
         name=section.get("name", str, choices=METRICS),
         min=section.get("min", (float, type(None)), None),
@@ -761,14 +769,83 @@ def _tone_plan(tones: _Section, plans: _Section, key: str, plan_name: str) -> To
     return plan
 
 
+MAX_EXTENDS = 8
+
+
+def _load_tree(path: Path, chain: tuple[Path, ...] = ()) -> tuple[_Node, tuple[Path, ...]]:
+    """The config at ``path`` with its ``extends:`` chain merged in; the files of the chain, base first."""
+    root = _load_yaml(path)
+    if not isinstance(root.value, dict):
+        raise ConfigError(path, "expected a mapping at the top of the config", line=root.line)
+    base_node = root.value.get("extends")
+    if base_node is None:
+        return root, (path,)
+    if not isinstance(base_node.value, str) or not base_node.value:
+        raise ConfigError(path, "expected the path of the config this one extends", line=base_node.line,
+                          field="extends")
+    base_path = (path.parent / base_node.value).resolve()
+    if base_path in chain or base_path == path.resolve():
+        raise ConfigError(path, f"extends {base_node.value}, which extends this file again (a loop)",
+                          line=base_node.line, field="extends")
+    if len(chain) >= MAX_EXTENDS:
+        raise ConfigError(path, f"more than {MAX_EXTENDS} configs in the extends chain", line=base_node.line,
+                          field="extends")
+    if not base_path.is_file():
+        raise ConfigError(path, f"extends {base_node.value}: no such file ({base_path})", line=base_node.line,
+                          field="extends")
+    base, files = _load_tree(base_path, (*chain, path.resolve()))
+    overlay = _Node({k: v for k, v in root.value.items() if k != "extends"}, root.line, path)
+    return _merge(base, overlay, ""), (*files, path)
+
+
+def _merge(base: _Node, over: _Node, where: str) -> _Node:
+    """``over`` on top of ``base``: mappings merge key by key, the rule list merges by rule id
+    (an entry with ``remove: true`` drops the rule), anything else is replaced."""
+    if isinstance(base.value, dict) and isinstance(over.value, dict):
+        out = dict(base.value)
+        for key, node in over.value.items():
+            out[key] = _merge(out[key], node, f"{where}.{key}" if where else key) if key in out else node
+        return _Node(out, over.line, over.origin)
+    if where == "rules" and isinstance(base.value, list) and isinstance(over.value, list):
+        return _merge_rules(base, over)
+    return over
+
+
+def _rule_id(node: _Node) -> str | None:
+    value = node.value.get("id") if isinstance(node.value, dict) else None
+    return value.value if value is not None and isinstance(value.value, str) else None
+
+
+def _merge_rules(base: _Node, over: _Node) -> _Node:
+    rules = list(base.value)
+    for entry in over.value:
+        rule_id = _rule_id(entry)
+        at = next((i for i, r in enumerate(rules) if rule_id and _rule_id(r) == rule_id), None)
+        remove = entry.value.get("remove") if isinstance(entry.value, dict) else None
+        if remove is not None:
+            if remove.value is not True or set(entry.value) != {"id", "remove"}:
+                raise ConfigError(entry.origin, "remove: true takes only the rule's id", line=remove.line,
+                                  field=f"rules.{rule_id}.remove")
+            if at is None:
+                raise ConfigError(entry.origin, f"remove: no rule {rule_id} in the config this one extends",
+                                  line=entry.line, field=f"rules.{rule_id}")
+            del rules[at]
+        elif at is None:
+            rules.append(entry)
+        else:
+            rules[at] = _merge(rules[at], entry, f"rules.{rule_id}")
+    return _Node(rules, over.line, over.origin)
+
+
 def load_config(path: str | Path | None = None, *, profile: str | None = None) -> Config:
     """Load a config file (default: the bundled ``configs/default.yaml``) and its lexicons.
 
     ``profile`` applies one of the config's ``profiles`` (model overrides such as a
-    faster beam) on top of its ``model`` section.
+    faster beam) on top of its ``model`` section. A config with ``extends: OTHER.yaml``
+    is that config with this file's settings, rules (by id) and lexicon folders on top.
     """
     path = Path(path) if path else DEFAULT_CONFIG
-    root = _load_yaml(path)
+    root, files = _load_tree(path)
     top = _Section(path, root, "")
     book = top.section("rulebook", required=True)
     name = book.get("name", str)
@@ -814,7 +891,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
     dirs = dir_node.value if dir_node is not None and isinstance(dir_node.value, list) else [dir_node]
     if dir_node is None or not dirs or not all(d is not None and isinstance(d.value, str) and d.value for d in dirs):
         raise lex_section.fail("dir", "expected a folder, or a list of folders searched in order")
-    lex_dirs = [(path.parent / d.value).resolve() for d in dirs]
+    lex_dirs = [((d.origin or path).parent / d.value).resolve() for d in dirs]   # relative to the file that says it
     lex_section.check_unknown()
 
     rules_node = top.raw("rules")
@@ -858,7 +935,9 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
         found = [d / f"{lex_name}.txt" for d in lex_dirs if (d / f"{lex_name}.txt").is_file()]
         lexicons[lex_name] = load_lexicon(found[0] if found else lex_dirs[0] / f"{lex_name}.txt", lex_name)
 
-    digest = hashlib.sha256(path.read_bytes())
+    digest = hashlib.sha256()
+    for part in files:
+        digest.update(part.read_bytes())
     for lex_name in sorted(lexicons):
         digest.update(Path(lexicons[lex_name].path).read_bytes())
 
@@ -868,7 +947,28 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
         lexicons=lexicons, hold_request_lexicon=hold_lexicon,
         backchannel_lexicon=backchannel_lexicon, asr_inventions_lexicon=inventions_lexicon, digest=digest.hexdigest(), metadata=metadata,
         privacy=privacy, review=review, profile=profile, audio=audio,
+        files=tuple(str(f) for f in files), origins=_origins(root),
     )
+
+
+def _origins(root: _Node) -> dict[str, str]:
+    """Where every scalar setting came from (``scoring.pass_score`` → ``file:line``), rules by id."""
+    out: dict[str, str] = {}
+
+    def walk(node: _Node, where: str) -> None:
+        if isinstance(node.value, dict):
+            for key, child in node.value.items():
+                walk(child, f"{where}.{key}" if where else key)
+        elif isinstance(node.value, list) and where == "rules":
+            for item in node.value:
+                rule_id = _rule_id(item)
+                if rule_id:
+                    walk(item, f"rules.{rule_id}")
+        else:
+            out[where] = f"{node.origin}:{node.line}"
+
+    walk(root, "")
+    return out
 
 
 def _load_metadata(section: _Section) -> MetadataSettings:
