@@ -329,7 +329,29 @@ class _Batch:
         self.errors: list[tuple[str, str]] = []
         self.metadata_missing = 0
         self.problems: list[str] = list(sidecar.problems) if sidecar else []
+        self.client_scorers: dict[str, Scorer] = {}
+        self.unknown_clients: set[str] = set()
 
+    def _scorer_for(self, meta: dict | None) -> Scorer:
+        """The scorer of the call's client line (``clients:`` in the config), else the batch's own."""
+        client = (meta or {}).get("client")
+        if not client:
+            return self.scorer
+        path = self.config.clients.get(client)
+        if path is None:
+            if client not in self.unknown_clients and self.config.clients:
+                self.unknown_clients.add(client)
+                self.progress.log(f"metadata: client {client!r} has no rulebook under clients: in "
+                                  f"{self.config.path}; its calls are judged by {self.config.rulebook_name}")
+            return self.scorer
+        if client not in self.client_scorers:
+            config = load_config(path)
+            if analysis_key(config) != self.key:
+                raise QAError(f"{path}: client {client!r}'s config changes acoustic or speech-model settings; a "
+                              f"client rulebook may change rules, lexicons and scoring only (it extends the main "
+                              f"config)")
+            self.client_scorers[client] = Scorer(config, model_info=self.scorer._model_info)
+        return self.client_scorers[client]
     def run(self, command: str, rescore: bool) -> BatchSummary:
         started = time.perf_counter()
         model = None if rescore else self.scorer.model_name
@@ -363,7 +385,6 @@ class _Batch:
         for problem in self.problems:
             self.progress.log(f"metadata: {problem}")
         model = self.scorer.model_name
-        rulebook = self.config.rulebook
         todo: list[str] = []
         self.planned: dict[str, tuple[str, int]] = {}
         seen: dict[str, str] = {}
@@ -379,8 +400,10 @@ class _Batch:
                 copies.append((name, seen[sha], sha))     # decided once the first copy is done
                 continue
             seen[sha] = name
+            meta = self._metadata(name, sha)
+            rulebook = self._scorer_for(meta).config.rulebook
             if self.store.has_result(sha, rulebook=rulebook, model=model, key=self.key):
-                self.store.update_metadata(sha, path=name, metadata=self._metadata(name, sha))
+                self.store.update_metadata(sha, path=name, metadata=meta)
                 self._write_json_if_missing(sha)
                 self._skipped(name, "already scored with this rulebook and model")
                 continue
@@ -410,7 +433,8 @@ class _Batch:
         self.progress.total = len(stored)
         for sha, analysis in stored:
             current = self.store.current_result(sha)
-            if current and current["versions"]["rulebook"] == self.config.rulebook:
+            rulebook = self._scorer_for(self._stored_metadata(sha)).config.rulebook
+            if current and current["versions"]["rulebook"] == rulebook:
                 self._write_json_if_missing(sha)
                 self._skipped(analysis["audio"]["path"], "already scored with this rulebook")
                 continue
@@ -472,8 +496,9 @@ class _Batch:
         fresh = kind == "scored" or self.root is not None or self.sidecar is not None
         meta = self._metadata(path, sha) if fresh else self._stored_metadata(sha)
         facts = {k: v for k, v in meta.items() if k == "hangup_side" and v}
-        if facts:      # rules that read call metadata (CLS-3: who hung up) are judged with it
-            result = self.scorer.judge(Analysis.from_dict(analysis), facts=facts).to_dict()
+        scorer = self._scorer_for(meta)
+        if facts or scorer is not self.scorer:   # metadata facts (CLS-3: who hung up), a client's own rulebook
+            result = scorer.judge(Analysis.from_dict(analysis), facts=facts or None).to_dict()
         stem = self.redactor.identifier(Path(path).stem)      # a phone number in a file name never becomes an id
         if self.config.privacy.mask_in == "store":       # personal numbers never reach the disk
             analysis, result = self.redactor.analysis(analysis), self.redactor.result(result)

@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", required=True, help="SQLite results store (created if missing)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes, each with its own model")
     p.add_argument("--metadata", metavar="CSV", help="sidecar CSV: file, agent_id, agent_name, team, call_time, "
-                                                      "direction, hangup_side")
+                                                      "direction, hangup_side, client")
     p.add_argument("--out", metavar="DIR", help="also write one JSON result per call here")
     p.add_argument("--rescore", action="store_true",
                    help="re-judge stored calls with the current rulebook, from stored transcripts (no ASR)")
@@ -361,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="scores per agent or team and period, for HR (xlsx, csv or json)")
     p.add_argument("--db", required=True)
     p.add_argument("--period", required=True, help="2026-11, 2026, 2026-11-03, 2026-W45 or 2026-11-01..2026-11-15")
-    p.add_argument("--by", choices=("agent", "team"), default="agent")
+    p.add_argument("--by", choices=("agent", "team", "client"), default="agent")
     p.add_argument("--format", choices=("xlsx", "csv", "json"), help="default: from the output file's suffix")
     p.add_argument("-o", "--output", required=True, metavar="FILE")
     p.set_defaults(func=cmd_export)

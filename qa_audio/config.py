@@ -256,7 +256,7 @@ class ScoreSettings:
     redline_score: float = 0.0
 
 
-METADATA_FIELDS = ("agent_id", "agent_name", "team", "call_time", "direction", "hangup_side")
+METADATA_FIELDS = ("agent_id", "agent_name", "team", "call_time", "direction", "hangup_side", "client")
 
 
 @dataclass(frozen=True)
@@ -463,6 +463,7 @@ class Config:
     profile: str | None = None
     audio: AudioSettings = field(default_factory=AudioSettings)
     files: tuple[str, ...] = ()                  # the extends: chain, base first (the config itself last)
+    clients: dict[str, str] = field(default_factory=dict, hash=False, compare=False)   # client → its config file
     origins: dict[str, str] = field(default_factory=dict, hash=False, compare=False)   # setting → file:line
 
     @property
@@ -904,6 +905,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
             raise ConfigError(path, f"duplicate rule id {rule.id}", line=rule.line, field="id")
         seen.add(rule.id)
 
+    clients = _load_clients(top.section("clients"))
     hold_lexicon = top.get("hold_request_lexicon", (str, type(None)), None)
     backchannel_lexicon = top.get("backchannel_lexicon", (str, type(None)), None)
     inventions_lexicon = top.get("asr_inventions_lexicon", (str, type(None)), None)
@@ -947,8 +949,22 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
         lexicons=lexicons, hold_request_lexicon=hold_lexicon,
         backchannel_lexicon=backchannel_lexicon, asr_inventions_lexicon=inventions_lexicon, digest=digest.hexdigest(), metadata=metadata,
         privacy=privacy, review=review, profile=profile, audio=audio,
-        files=tuple(str(f) for f in files), origins=_origins(root),
+        files=tuple(str(f) for f in files), origins=_origins(root), clients=clients,
     )
+
+
+def _load_clients(section: _Section) -> dict[str, str]:
+    """``clients:``: the call's ``client`` metadata value → the config that judges its calls."""
+    out = {}
+    for name, node in section.node.value.items():
+        section.used.add(name)
+        if not isinstance(node.value, str) or not node.value:
+            raise section.fail(name, "expected the path of a config (relative to this file)")
+        target = ((node.origin or section.path).parent / node.value).resolve()
+        if not target.is_file():
+            raise section.fail(name, f"no such config: {target}")
+        out[str(name)] = str(target)
+    return out
 
 
 def _origins(root: _Node) -> dict[str, str]:

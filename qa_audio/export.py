@@ -70,22 +70,25 @@ class Export:
     calls: tuple[dict, ...]         # one row per call
 
     def group_columns(self) -> list[str]:
-        keys = (["agent_id", "agent_name", "team"] if self.about["by"] == "agent" else ["team"])
+        keys = (["agent_id", "agent_name", "team"] if self.about["by"] == "agent" else [self.about["by"]])
         return keys + ["calls", "mean_score", "median_score", "pass_rate", "unscorable", "redline_failures", "reviewed_share"] + [
             f"failed {r}" for r in self.rules]
 
     @staticmethod
     def call_columns() -> list[str]:
-        return ["call_id", "call_time", "agent_id", "agent_name", "team", "duration_s", "auto_score", "final_score",
+        return ["call_id", "call_time", "agent_id", "agent_name", "team", "client", "duration_s", "auto_score", "final_score",
                 "verdict", "reviewed", "redline", "failed_standards", "rulebook"]
 
     def to_dict(self) -> dict:
         return {"about": self.about, "groups": list(self.groups), "calls": list(self.calls)}
 
 
+GROUPINGS = ("agent", "team", "client")
+
+
 def build_export(store: Store, *, period: Period, by: str = "agent") -> Export:
-    if by not in ("agent", "team"):
-        raise QAError(f"--by must be agent or team, got {by!r}")
+    if by not in GROUPINGS:
+        raise QAError(f"--by must be one of {', '.join(GROUPINGS)}, got {by!r}")
     rows = store.current_rows()
     reviews = store.all_reviews()
     no_time = [r["call_id"] for r in rows if not r["call_time"]]
@@ -103,6 +106,7 @@ def build_export(store: Store, *, period: Period, by: str = "agent") -> Export:
         calls.append({
             "call_id": r["call_id"], "call_time": r["call_time"], "agent_id": r["agent_id"] or "(unknown)",
             "agent_name": r["agent_name"] or "", "team": r["team"] or "(unknown)",
+            "client": r.get("client") or "(none)",
             "duration_s": r["duration_s"], "auto_score": r["score"],
             "final_score": r["final_score"] if reviewed else r["score"],
             "verdict": (r["final_verdict"] if reviewed else r["verdict"]), "reviewed": reviewed,
@@ -126,7 +130,7 @@ def build_export(store: Store, *, period: Period, by: str = "agent") -> Export:
 def _group(calls: list[dict], *, by: str, rules: list[str]) -> list[dict]:
     buckets: dict[tuple, list[dict]] = {}
     for c in calls:
-        key = (c["agent_id"],) if by == "agent" else (c["team"],)
+        key = (c["agent_id"],) if by == "agent" else (c[by],)
         buckets.setdefault(key, []).append(c)
     out = []
     for key in sorted(buckets):
@@ -139,7 +143,7 @@ def _group(calls: list[dict], *, by: str, rules: list[str]) -> list[dict]:
             teams = sorted({c["team"] for c in items})
             row.update(agent_id=key[0], agent_name=" / ".join(names), team=" / ".join(teams))
         else:
-            row.update(team=key[0])
+            row[by] = key[0]
         row.update(
             calls=len(items),
             mean_score=round(statistics.fmean(scores), 2) if scores else None,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
+from .config import METADATA_FIELDS
 from .errors import StoreError
 
 MIGRATIONS: tuple[str, ...] = (
@@ -156,6 +157,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX sessions_user ON sessions (user);
     """,
+    # 4: the client line a call was made on (which rulebook judges it; export by client)
+    """
+    ALTER TABLE calls ADD COLUMN client TEXT;
+    """,
 )
 
 
@@ -202,6 +207,8 @@ class Store:
     def __init__(self, path: str | Path, conn: sqlite3.Connection):
         self.path = str(path)
         self.conn = conn
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(calls)")}
+        self._client = "c.client" if "client" in columns else "NULL AS client"   # a store read before migration 4
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -403,7 +410,7 @@ class Store:
     def current_rows(self) -> list[dict]:
         """One row per call with a current result: metadata, score, final score, failed rules, reviewed."""
         rows = self.conn.execute(
-            "SELECT c.id AS call_pk, c.call_id, c.agent_id, c.agent_name, c.team, c.call_time, c.direction,"
+            f"SELECT c.id AS call_pk, c.call_id, c.agent_id, c.agent_name, c.team, c.call_time, c.direction, {self._client},"
             " c.duration_s, r.id AS result_id, r.rulebook, r.rulebook_name, r.model, r.score, r.verdict,"
             " r.final_score, r.final_verdict, r.reviewed_at, r.result_json"
             " FROM calls c JOIN results r ON r.id = c.current_result_id ORDER BY c.call_time, c.call_id").fetchall()
@@ -564,7 +571,7 @@ class Store:
 
     def update_metadata(self, sha256: str, *, path: str, metadata: dict) -> None:
         """A call's path and metadata as the latest batch saw them (a corrected sidecar CSV, a moved file)."""
-        cols = ("agent_id", "agent_name", "team", "call_time", "direction", "hangup_side")
+        cols = METADATA_FIELDS
         path = _absolute(path)
         with self._tx() as cur:
             cur.execute(f"UPDATE calls SET path = ?, {', '.join(c + ' = ?' for c in cols)}, metadata_source = ?,"
@@ -575,7 +582,7 @@ class Store:
     def _upsert_call(self, cur, *, sha256, path, size_bytes, call_id, audio, metadata, run_id) -> tuple[int, str]:
         path = _absolute(path)
         row = cur.execute("SELECT id, call_id FROM calls WHERE audio_sha256 = ?", (sha256,)).fetchone()
-        meta_cols = ("agent_id", "agent_name", "team", "call_time", "direction", "hangup_side")
+        meta_cols = METADATA_FIELDS
         values = [metadata.get(k) for k in meta_cols]
         missing = ",".join(metadata.get("missing", ())) or None
         if row is not None:
@@ -611,8 +618,7 @@ def _absolute(path: str) -> str:
 
 
 def _metadata_of(row: sqlite3.Row) -> dict:
-    keys = ("agent_id", "agent_name", "team", "call_time", "direction", "hangup_side")
-    out = {k: row[k] for k in keys}
+    out = {k: (row[k] if k in row.keys() else None) for k in METADATA_FIELDS}
     out["source"] = row["metadata_source"]
     out["missing"] = row["metadata_missing"].split(",") if row["metadata_missing"] else []
     return out
