@@ -349,7 +349,8 @@ def collect(inputs: list[str], config: Config, *, scorer=None, progress=None) ->
         scorer = scorer or Scorer(config)
         for i, path in enumerate(audio, start=1):
             try:
-                analysis = scorer.analyze(load_audio(path, max_duration_s=scorer.config.audio.max_duration_s))
+                recording = load_audio(path, max_duration_s=scorer.config.audio.max_duration_s)
+                analysis = scorer.recheck(scorer.analyze(recording), recording)
             except QAError as exc:
                 results.append({"call_id": path.stem, "verdict": "error", "error": str(exc),
                                 "audio": {"path": str(path)}})

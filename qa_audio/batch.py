@@ -104,7 +104,7 @@ def score_job(scorer: Scorer, path: str) -> dict:
     """
     try:
         audio = load_audio(path, max_duration_s=scorer.config.audio.max_duration_s)
-        analysis = scorer.analyze(audio)
+        analysis = scorer.recheck(scorer.analyze(audio), audio)
         result = scorer.judge(analysis)
         return {"ok": True, "path": path, "sha256": audio.sha256, "size_bytes": audio.size_bytes,
                 "analysis": analysis.to_dict(), "result": result.to_dict(),

@@ -251,6 +251,19 @@ class MatchSettings:
 
 
 @dataclass(frozen=True)
+class RecheckSettings:
+    enabled: bool = True                 # re-check missing phrases and fuzzy hits against the audio
+    hotword_margin: float = -0.3         # a hotword decode that shows the phrase is accepted above this margin
+    substitution_margin: float = -0.1    # the phrase put in the decode's place is accepted above this...
+    undecided_band: float = 0.2          # ...and makes the verdict review this far below it
+    fuzzy_margin: float = -0.5           # a fuzzy hit stands only if a hotword decode shows it, above this
+    max_window_s: float = 30.0
+    max_hotword_chars: int = 120
+    max_phrases: int = 12                # phrases tried per missing lexicon (its first entries)
+    hotword_decode: bool = True          # false: substitution only (align passes, no second decode): cheaper
+
+
+@dataclass(frozen=True)
 class ScoreSettings:
     pass_score: float = 85.0
     redline_score: float = 0.0
@@ -462,6 +475,7 @@ class Config:
     review: ReviewSettings = field(default_factory=ReviewSettings)
     profile: str | None = None
     audio: AudioSettings = field(default_factory=AudioSettings)
+    recheck: RecheckSettings = field(default_factory=RecheckSettings)
     files: tuple[str, ...] = ()                  # the extends: chain, base first (the config itself last)
     clients: dict[str, str] = field(default_factory=dict, hash=False, compare=False)   # client → its config file
     origins: dict[str, str] = field(default_factory=dict, hash=False, compare=False)   # setting → file:line
@@ -501,6 +515,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "MatchSettings.min_similarity": (0.5, 1), "MatchSettings.exact_below_syllables": (0, 20),
     "MatchSettings.word_aligned_below_syllables": (0, 20), "MatchSettings.low_confidence": (0, 1),
     "ScoreSettings.pass_score": (0, 100), "ScoreSettings.redline_score": (0, 100),
+    "RecheckSettings.hotword_margin": (-5, 1), "RecheckSettings.substitution_margin": (-5, 1),
+    "RecheckSettings.undecided_band": (0, 5), "RecheckSettings.fuzzy_margin": (-5, 1),
+    "RecheckSettings.max_window_s": (1, 30), "RecheckSettings.max_hotword_chars": (1, 400),
+    "RecheckSettings.max_phrases": (1, 100),
 }
 
 
@@ -877,6 +895,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
     timing = _dataclass_from(top.section("timing"), TimingSettings)
     matching = _dataclass_from(top.section("matching"), MatchSettings)
     scoring = _dataclass_from(top.section("scoring"), ScoreSettings)
+    recheck = _dataclass_from(top.section("recheck"), RecheckSettings)
 
     tones = top.section("tones", required=True)
     plans = tones.section("plans", required=True)
@@ -948,7 +967,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
         vad=vad, tone_plan=tone_plan, disconnect_plan=disconnect_plan, timing=timing, matching=matching, scoring=scoring, rules=rules,
         lexicons=lexicons, hold_request_lexicon=hold_lexicon,
         backchannel_lexicon=backchannel_lexicon, asr_inventions_lexicon=inventions_lexicon, digest=digest.hexdigest(), metadata=metadata,
-        privacy=privacy, review=review, profile=profile, audio=audio,
+        privacy=privacy, review=review, profile=profile, audio=audio, recheck=recheck,
         files=tuple(str(f) for f in files), origins=_origins(root), clients=clients,
     )
 

@@ -18,6 +18,9 @@ from .errors import QAError
 from .hangup import LineEnd, decide_hangup, disconnect_bursts, line_end
 from .models import ModelInfo, load_model, resolve_model, stack_versions
 from .normalize import TextNormalizer
+from .recheck import AudioChecker, Check, Examined, heard_exactly
+from .recheck import apply as apply_checks
+from .recheck import plan as recheck_plan
 from .rules import Finding, PhraseMatcher, evaluate, hold_cues
 from .score import Score, score_findings, unscorable
 from .spans import Span, merge, subtract
@@ -87,6 +90,7 @@ class Scorer:
     def __init__(self, config: Config, *, model=None, model_info: ModelInfo | None = None):
         self.config = config
         self._model, self._model_info = model, model_info
+        self._checker: AudioChecker | None = None
         self.normalizer = TextNormalizer()
         self.matcher = PhraseMatcher(config, self.normalizer)
         self.acknowledgements = phrase_set(config, config.backchannel_lexicon, self.normalizer)
@@ -109,6 +113,7 @@ class Scorer:
         return {"decode": decode_options(c.model), "compute_type": c.model.compute_type,
                 "window_s": c.model.window_s, "vad_mode": c.vad.mode, "tone_plan": c.tone_plan.name,
                 "scoring": {"pass_score": c.scoring.pass_score, "redline_score": c.scoring.redline_score},
+                "recheck": dataclasses.asdict(c.recheck),
                 "config": c.path}
 
     def versions(self, *, model: str | None = None) -> dict:
@@ -146,7 +151,49 @@ class Scorer:
         return Analysis(audio_block, sound, tuple(utterances), self.model_name, analysis_key(c), stage)
 
     def score_audio(self, audio: Audio) -> CallResult:
-        return self.judge(self.analyze(audio))
+        return self.judge(self.recheck(self.analyze(audio), audio))
+
+    @property
+    def checker(self) -> AudioChecker:
+        if self._checker is None:
+            self._checker = AudioChecker(self.model, normalizer=self.normalizer, settings=self.config.recheck,
+                                         language=self.config.model.language)
+        return self._checker
+
+    def recheck(self, analysis: "Analysis", audio: Audio) -> "Analysis":
+        """Re-examine, in the audio, the phrase decisions this rulebook would make on the transcript
+        alone: required phrases not heard, fuzzy hits (see :mod:`qa_audio.recheck`)."""
+        if not self.config.recheck.enabled:
+            return analysis
+        t0 = time.perf_counter()
+        findings = self.judge(analysis).findings
+        planned = [(finding.rule.id, *item) for finding in findings
+                   for item in recheck_plan(finding, self.matcher, self.config)]
+        hotwords: dict[tuple, list[str]] = {}        # one biased decode per window, with every phrase it needs
+        for _rule, kind, _lexicon, phrases, channel, start_s, end_s in planned:
+            if kind == "missing":
+                hotwords.setdefault((channel, start_s, end_s), []).extend(phrases)
+        windows: dict[tuple, Examined] = {}
+        checks = []
+        for rule_id, kind, lexicon, phrases, channel, start_s, end_s in planned:
+            index = analysis.acoustics.roles.get(channel)
+            if index is None:
+                continue
+            key = (channel, start_s, end_s)
+            if key not in windows:
+                windows[key] = self.checker.open(self.checker.window(audio.channel(index), rate_hz=audio.rate_hz,
+                                                                     start_s=start_s, end_s=end_s))
+            found = (lambda text, phrase, lexicon=lexicon: heard_exactly(self.matcher, lexicon, text, phrase))
+            if kind == "missing":
+                phrase, how, margin, verdict, heard = windows[key].missing(phrases, found=found,
+                                                                           hotwords=hotwords.get(key))
+            else:
+                phrase = phrases[0]
+                how, margin, verdict, heard = windows[key].fuzzy(phrase, found=found)
+            checks.append(Check(rule_id, lexicon, phrase, channel, start_s, end_s, kind, how, round(margin, 4),
+                                verdict, heard))
+        stage = dict(analysis.stage_s, recheck_s=time.perf_counter() - t0)
+        return dataclasses.replace(analysis, checks=tuple(checks), stage_s=stage)
 
     def judge(self, analysis: "Analysis", *, facts: dict | None = None) -> CallResult:
         """Apply this scorer's rulebook to an analysis (fresh, or loaded from the store).
@@ -163,6 +210,8 @@ class Scorer:
                                 acknowledgements=self.acknowledgements, inventions=self.inventions)
         turns = utterances + unrecognised_turns(analysis.acoustics, utterances)
         findings = evaluate(c, turns, matcher=self.matcher, timing=timing, facts=facts)
+        if c.recheck.enabled and analysis.checks:
+            findings = apply_checks(findings, analysis.checks)
         silent = no_speech(analysis.acoustics, utterances)
         score = unscorable(silent) if silent else score_findings(findings, c.scoring)
         stage = dict(analysis.stage_s, rules_s=time.perf_counter() - t0)
@@ -224,17 +273,18 @@ class Analysis:
     model: str
     key: str                  # analysis_key() of the settings that produced it
     stage_s: dict = field(default_factory=dict, compare=False)
+    checks: tuple[Check, ...] = ()     # phrases re-checked against the audio (for the rulebook that asked)
 
     def to_dict(self) -> dict:
         return {"audio": self.audio, "acoustics": self.acoustics.to_dict(),
                 "utterances": [u.to_dict(words=True) for u in self.utterances], "model": self.model,
-                "key": self.key, "stage_s": self.stage_s}
+                "key": self.key, "stage_s": self.stage_s, "checks": [c.to_dict() for c in self.checks]}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Analysis":
         return cls(data["audio"], Acoustics.from_dict(data["acoustics"]),
                    tuple(Utterance.from_dict(u) for u in data["utterances"]), data["model"], data["key"],
-                   data.get("stage_s", {}))
+                   data.get("stage_s", {}), tuple(Check.from_dict(c) for c in data.get("checks", ())))
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE calls ADD COLUMN client TEXT;
     """,
+    # 5: phrases re-checked against the audio (qa_audio.recheck), kept with the analysis
+    """
+    ALTER TABLE analyses ADD COLUMN checks_json TEXT;
+    """,
 )
 
 
@@ -282,7 +286,8 @@ class Store:
                                                  (row["id"],))]
         return {"audio": json.loads(row["audio_json"]), "acoustics": json.loads(row["acoustics_json"]),
                 "utterances": utterances, "model": row["model"], "key": row["analysis_key"],
-                "stage_s": json.loads(row["stage_json"])}
+                "stage_s": json.loads(row["stage_json"]),
+                "checks": json.loads(row["checks_json"]) if "checks_json" in row.keys() and row["checks_json"] else []}
 
     def analysis_keys(self) -> list[str]:
         """The analysis settings digests the store holds analyses for."""
@@ -541,6 +546,8 @@ class Store:
                                  for i, u in enumerate(analysis["utterances"])])
             else:
                 analysis_id = arow[0]
+            cur.execute("UPDATE analyses SET checks_json = ? WHERE id = ?",
+                        (json.dumps(analysis.get("checks", []), ensure_ascii=False), analysis_id))
             result = dict(result, call_id=call_id)
             versions = result["versions"]
             cur.execute("DELETE FROM results WHERE call_pk = ? AND rulebook = ? AND model = ?",
