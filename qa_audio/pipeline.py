@@ -183,7 +183,9 @@ class Scorer:
             if key not in windows:
                 windows[key] = self.checker.open(self.checker.window(audio.channel(index), rate_hz=audio.rate_hz,
                                                                      start_s=start_s, end_s=end_s))
-            found = (lambda text, phrase, lexicon=lexicon: heard_exactly(self.matcher, lexicon, text, phrase))
+            def found(text: str, phrase: str, lexicon: str = lexicon) -> bool:
+                return heard_exactly(self.matcher, lexicon, text, phrase)
+
             if kind == "missing":
                 phrase, how, margin, verdict, heard = windows[key].missing(phrases, found=found,
                                                                            hotwords=hotwords.get(key))

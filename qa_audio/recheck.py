@@ -189,9 +189,13 @@ def heard_exactly(matcher, lexicon: str, text: str, phrase: str) -> bool:
 
 
 def checkable(finding) -> bool:
+    """A phrase rule's failure (or a pass of a required phrase that rests on a fuzzy hit) the audio can settle."""
     rule = finding.rule
-    return (finding.status == "fail" and rule.is_phrase_rule and not rule.metrics and rule.around is None
-            and rule.repeat_back is None and not rule.n_of)
+    if not (rule.is_phrase_rule and not rule.metrics and rule.around is None and rule.repeat_back is None
+            and not rule.n_of):
+        return False
+    return finding.status == "fail" or (finding.status == "pass" and rule.expect == "present"
+                                        and any(e.get("how") == "fuzzy" for e in finding.evidence))
 
 
 def missing_lexicons(finding, matcher) -> list[str]:
@@ -206,6 +210,9 @@ def plan(finding, matcher, config) -> list[tuple[str, str, list[str], str, float
     rule = finding.rule
     if not checkable(finding) or not finding.evidence:
         return []
+    if finding.status == "pass":          # a required phrase found only fuzzily: was it said?
+        return [("fuzzy", e["lexicon"], [e["phrase"]], e["channel"], e["start_s"], e["end_s"])
+                for e in finding.evidence if e.get("how") == "fuzzy"]
     if rule.expect == "present":
         channel = rule.role if rule.role != "any" else finding.evidence[0]["channel"]
         start = min(e["start_s"] for e in finding.evidence)
@@ -235,10 +242,10 @@ def apply(findings: list, checks: tuple[Check, ...]) -> list:
             out.append(f)
             continue
         rule = f.rule
-        evidence = tuple({"start_s": round(c.start_s, 3), "end_s": round(c.end_s, 3), "channel": c.channel,
-                          "text": c.heard, "matched": c.phrase, "phrase": c.phrase, "lexicon": c.lexicon,
-                          "how": "verified", "method": c.how, "margin": round(c.margin, 3), "verdict": c.verdict,
-                          "probability": round(float(np.exp(min(0.0, c.margin))), 3)} for c in mine)
+        if f.status == "pass":
+            out.append(_fuzzy_presence(f, mine))
+            continue
+        evidence = tuple(_evidence(c) for c in mine)
         if rule.expect == "present":
             wanted = {c.lexicon for c in mine if c.kind == "missing"}
             confirmed = {c.lexicon for c in mine if c.kind == "missing" and c.verdict == "confirmed"}
@@ -264,6 +271,28 @@ def apply(findings: list, checks: tuple[Check, ...]) -> list:
         else:
             out.append(replace_finding(f, evidence=kept + evidence))
     return out
+
+
+def _fuzzy_presence(f, mine: list[Check]):
+    """A pass that rests on fuzzy hits: each must be borne out by the audio, else the phrase is missing."""
+    from .rules import _fail
+
+    rejected = {c.lexicon for c in mine if c.kind == "fuzzy" and c.verdict == "rejected"}
+    rule = f.rule
+    have = {e.get("lexicon") for e in f.evidence} - rejected
+    still = all(lex in have for lex in rule.all_of) if rule.all_of else bool(have & set(rule.any_of))
+    notes = tuple(dict(_evidence(c)) for c in mine)
+    if still:
+        return replace_finding(f, evidence=f.evidence + notes)
+    return _fail(rule, f"{f.detail}; but the fuzzy hit of {', '.join(sorted(rejected))} is not borne out by the "
+                       f"audio", notes + f.evidence)
+
+
+def _evidence(c: Check) -> dict:
+    return {"start_s": round(c.start_s, 3), "end_s": round(c.end_s, 3), "channel": c.channel, "text": c.heard,
+            "matched": c.phrase, "phrase": c.phrase, "lexicon": c.lexicon, "how": "verified", "method": c.how,
+            "margin": round(c.margin, 3), "verdict": c.verdict,
+            "probability": round(float(np.exp(min(0.0, c.margin))), 3)}
 
 
 def replace_finding(f, **changes):

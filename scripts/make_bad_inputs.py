@@ -87,7 +87,6 @@ def build(out: Path, *, long: bool = False, seed: int = 15) -> dict:
     rng = np.random.default_rng(seed)
     speech = _speech()
     n = speech.shape[1]
-    secs = n / RATE
     t = np.arange(n) / RATE
     music, music_rate = sf.read(MUSIC, dtype="float32", always_2d=True) if MUSIC.exists() else (None, None)
     out.mkdir(parents=True, exist_ok=True)

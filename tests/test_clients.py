@@ -14,12 +14,13 @@ from conftest import ROOT, SAMPLES
 pytestmark = pytest.mark.asr
 
 
-@pytest.fixture
-def two_clients(tmp_path, scorer):
+@pytest.fixture(scope="module")
+def two_clients(tmp_path_factory, scorer):
     from qa_audio.batch import Progress, run_batch
     from qa_audio.config import load_config
     from qa_audio.pipeline import Scorer
 
+    tmp_path = tmp_path_factory.mktemp("clients")
     main = tmp_path / "centre.yaml"          # the centre's config: ours, plus which client line uses which rulebook
     main.write_text(f"extends: {ROOT / 'configs' / 'default.yaml'}\nclients:\n  高铁: {ROOT / 'configs' / 'rail.yaml'}\n",
                     encoding="utf-8")

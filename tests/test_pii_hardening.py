@@ -3,7 +3,6 @@ in file names (call ids), names, review reasons, logs and search."""
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import sqlite3
 import subprocess

@@ -87,3 +87,21 @@ def test_recheck_can_be_switched_off(scorer, compliant):
     lost = _with_text(analysis, "中联融资客服中心", "总领导处")
     assert plain.recheck(lost, audio).checks == ()
     assert _finding(plain.judge(lost), "GRT-1").status == "fail"
+
+
+def test_a_required_phrase_found_only_fuzzily_must_be_borne_out_by_the_audio(scorer, compliant):
+    audio, analysis = compliant
+    fake = _with_text(analysis, "中联融资客服中心", "总领导处客服中心")       # fuzzy ~ 中联融资客服中心
+    grt1 = _finding(scorer.judge(fake), "GRT-1")
+    assert grt1.status == "pass" and any(e.get("how") == "fuzzy" for e in grt1.evidence)
+    # the audio says 中联融资客服中心: the fuzzy hit is confirmed and the pass stands
+    assert _finding(scorer.judge(scorer.recheck(fake, audio)), "GRT-1").status == "pass"
+    # over audio that does not say it (a silent agent channel), the fuzzy pass does not stand
+    import numpy as np
+
+    from qa_audio.audio import Audio
+
+    quiet = Audio(audio.path, np.vstack([np.zeros_like(audio.samples[0]), audio.samples[1]]), audio.rate_hz,
+                  audio.source_rate_hz, audio.source_channels, audio.codec)
+    grt1 = _finding(scorer.judge(scorer.recheck(fake, quiet)), "GRT-1")
+    assert grt1.status == "fail" and "not borne out" in grt1.detail
