@@ -256,7 +256,7 @@ class RecheckSettings:
     hotword_margin: float = -0.3         # a hotword decode that shows the phrase is accepted above this margin
     substitution_margin: float = -0.1    # the phrase put in the decode's place is accepted above this...
     undecided_band: float = 0.2          # ...and makes the verdict review this far below it
-    fuzzy_margin: float = -0.5           # a fuzzy hit stands only if a hotword decode shows it, above this
+    fuzzy_margin: float = -1.0           # a fuzzy hit stands only if a hotword decode shows it, above this
     max_window_s: float = 30.0
     max_hotword_chars: int = 120
     max_phrases: int = 12                # phrases tried per missing lexicon (its first entries)

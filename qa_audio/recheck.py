@@ -284,8 +284,9 @@ def _fuzzy_presence(f, mine: list[Check]):
     notes = tuple(dict(_evidence(c)) for c in mine)
     if still:
         return replace_finding(f, evidence=f.evidence + notes)
+    # the transcript holds something close: a failure, but one a supervisor should hear (verdict review)
     return _fail(rule, f"{f.detail}; but the fuzzy hit of {', '.join(sorted(rejected))} is not borne out by the "
-                       f"audio", notes + f.evidence)
+                       f"audio: listen before acting", notes + f.evidence, low_confidence=True)
 
 
 def _evidence(c: Check) -> dict:

@@ -104,4 +104,4 @@ def test_a_required_phrase_found_only_fuzzily_must_be_borne_out_by_the_audio(sco
     quiet = Audio(audio.path, np.vstack([np.zeros_like(audio.samples[0]), audio.samples[1]]), audio.rate_hz,
                   audio.source_rate_hz, audio.source_channels, audio.codec)
     grt1 = _finding(scorer.judge(scorer.recheck(fake, quiet)), "GRT-1")
-    assert grt1.status == "fail" and "not borne out" in grt1.detail
+    assert grt1.status == "fail" and "not borne out" in grt1.detail and grt1.low_confidence
