@@ -266,8 +266,11 @@ def apply(findings: list, checks: tuple[Check, ...]) -> list:
         rejected = {(c.phrase, round(c.start_s, 3)) for c in mine if c.kind == "fuzzy" and c.verdict == "rejected"}
         kept = tuple(e for e in f.evidence if (e.get("phrase"), e.get("start_s")) not in rejected)
         if len(kept) <= rule.max_count:
-            out.append(Finding(rule, "pass", 0.0, False, False,
-                               f"{f.detail}; not confirmed against the audio (fuzzy hit(s) rejected)", evidence))
+            # the audio does not bear the fuzzy hit out, but a said phrase can fail that test too (the hard
+            # set's banned phrases did): never a silent pass, a failure a supervisor hears first (review)
+            out.append(replace_finding(f, low_confidence=True, evidence=f.evidence + evidence,
+                                       detail=f"{f.detail}; not borne out by the audio (fuzzy hit(s)): listen "
+                                              f"before acting"))
         else:
             out.append(replace_finding(f, evidence=kept + evidence))
     return out

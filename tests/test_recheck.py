@@ -66,16 +66,18 @@ def test_a_phrase_that_was_not_said_is_not_found_in_the_audio(scorer):
     assert analysis.checks and all(c.verdict == "rejected" for c in analysis.checks if c.rule == "GRT-1")
 
 
-def test_a_fuzzy_banned_hit_the_audio_does_not_bear_out_is_dropped(scorer, compliant):
+def test_a_fuzzy_banned_hit_the_audio_does_not_bear_out_goes_to_review(scorer, compliant):
     audio, analysis = compliant
     target = next(u for u in analysis.utterances if u.channel == "agent" and len(u.text) >= 8)
     fake = _with_text(analysis, target.text, "公司规定就是这样的没办理")      # a fuzzy near miss of a banned phrase
     ban = _finding(scorer.judge(fake), "BAN-1")
     assert ban.status == "fail" and any(e.get("how") == "fuzzy" for e in ban.evidence), ban.detail
     checked = scorer.recheck(fake, audio)
-    ban = _finding(scorer.judge(checked), "BAN-1")
-    assert ban.status == "pass", ban.detail
+    result = scorer.judge(checked)
+    ban = _finding(result, "BAN-1")
+    assert ban.status == "fail" and ban.low_confidence and "not borne out" in ban.detail, ban.detail
     assert any(c.kind == "fuzzy" and c.verdict == "rejected" for c in checked.checks)
+    assert result.score.verdict == "review"            # never silently passed, never silently failed
 
 
 def test_recheck_can_be_switched_off(scorer, compliant):
