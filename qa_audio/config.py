@@ -872,8 +872,6 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
     book.check_unknown()
 
     audio = _dataclass_from(top.section("audio"), AudioSettings)
-    if audio.max_duration_s < 1:
-        raise top.section("audio").fail("max_duration_s", f"must be at least 1 s, got {audio.max_duration_s:g}")
     channels = _dataclass_from(top.section("channels"), ChannelSettings)
     if channels.agent == channels.customer:
         raise top.fail("channels", "agent and customer must be different channels")

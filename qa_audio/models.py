@@ -62,25 +62,23 @@ STACK_DISTS = ("faster-whisper", "ctranslate2", "onnxruntime", "numpy", "soundfi
                "jieba", "pypinyin", "opencc", "av")
 
 
-def stack_versions() -> dict[str, str | None]:
-    """The versions of every library a result depends on (the ASR stack is pinned in pyproject.toml)."""
-    out = {}
-    for dist in STACK_DISTS:
+def _versions(dists) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for dist in dists:
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
             out[dist] = None
     return out
+
+
+def stack_versions() -> dict[str, str | None]:
+    """The versions of every library a result depends on (the ASR stack is pinned in pyproject.toml)."""
+    return _versions(STACK_DISTS)
 
 
 def bundled_versions() -> dict[str, str | None]:
-    out = {}
-    for dist in BUNDLED_DISTS:
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = None
-    return out
+    return _versions(BUNDLED_DISTS)
 
 
 def _sha256(path: Path) -> str:

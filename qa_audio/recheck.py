@@ -20,7 +20,7 @@ real voices (``scripts/eval_phrases.py``).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -257,22 +257,22 @@ def apply(findings: list, checks: tuple[Check, ...]) -> list:
                                    f"{f.detail}; then confirmed against the audio: {', '.join(sorted(confirmed))}",
                                    evidence + f.evidence))
             elif maybe:
-                out.append(replace_finding(f, low_confidence=True, evidence=evidence + f.evidence,
+                out.append(replace(f, low_confidence=True, evidence=evidence + f.evidence,
                                            detail=f"{f.detail}; the audio may hold {', '.join(sorted(undecided))}: "
                                                   f"listen before acting"))
             else:
-                out.append(replace_finding(f, evidence=f.evidence + evidence))
+                out.append(replace(f, evidence=f.evidence + evidence))
             continue
         rejected = {(c.phrase, round(c.start_s, 3)) for c in mine if c.kind == "fuzzy" and c.verdict == "rejected"}
         kept = tuple(e for e in f.evidence if (e.get("phrase"), e.get("start_s")) not in rejected)
         if len(kept) <= rule.max_count:
             # the audio does not bear the fuzzy hit out, but a said phrase can fail that test too (the hard
             # set's banned phrases did): never a silent pass, a failure a supervisor hears first (review)
-            out.append(replace_finding(f, low_confidence=True, evidence=f.evidence + evidence,
+            out.append(replace(f, low_confidence=True, evidence=f.evidence + evidence,
                                        detail=f"{f.detail}; not borne out by the audio (fuzzy hit(s)): listen "
                                               f"before acting"))
         else:
-            out.append(replace_finding(f, evidence=kept + evidence))
+            out.append(replace(f, evidence=kept + evidence))
     return out
 
 
@@ -286,7 +286,7 @@ def _fuzzy_presence(f, mine: list[Check]):
     still = all(lex in have for lex in rule.all_of) if rule.all_of else bool(have & set(rule.any_of))
     notes = tuple(dict(_evidence(c)) for c in mine)
     if still:
-        return replace_finding(f, evidence=f.evidence + notes)
+        return replace(f, evidence=f.evidence + notes)
     # the transcript holds something close: a failure, but one a supervisor should hear (verdict review)
     return _fail(rule, f"{f.detail}; but the fuzzy hit of {', '.join(sorted(rejected))} is not borne out by the "
                        f"audio: listen before acting", notes + f.evidence, low_confidence=True)
@@ -299,7 +299,3 @@ def _evidence(c: Check) -> dict:
             "probability": round(float(np.exp(min(0.0, c.margin))), 3)}
 
 
-def replace_finding(f, **changes):
-    from dataclasses import replace
-
-    return replace(f, **changes)

@@ -199,7 +199,7 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
             user = store().user(name) if name and not locked else None
             if locked:
                 error = f"too many failed attempts; wait {int(LOCKOUT_S)} seconds"
-            elif user is None or not user.get("active", 1) or not check_password(password, user["password_hash"]):
+            elif user is None or not check_password(password, user["password_hash"]):
                 error = "unknown user or wrong password"
             else:
                 with logins_lock:
