@@ -18,6 +18,14 @@ from .spans import Span, mask_to_spans
 
 MAX_LAG_S = 0.3
 MIN_CORRELATION = 0.6        # the level envelopes must follow each other this closely to call it echo
+# Double talk (the near party speaking over the far one) and impulsive line noise (clicks, crackle) make
+# the near channel far louder than the echo in some frames and break the plain correlation. Over the
+# frames no more than DOUBLE_TALK_DB above the median echo gain, a real echo path still follows closely:
+# 0.82-0.98 on the hard sets' echo calls, at most 0.75 on their 62 calls without echo (0.25 on the first
+# set's 40), so the trimmed figure is trusted from TRIMMED_MIN_CORRELATION, for an echo above MIN_GAIN_DB.
+DOUBLE_TALK_DB = 6.0
+TRIMMED_MIN_CORRELATION = 0.8
+MIN_GAIN_DB = -45.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ def echo_path(near_dbfs: np.ndarray, far_dbfs: np.ndarray, far_active: np.ndarra
     if active.sum() < 20:
         return None
     best: EchoPath | None = None
+    trimmed: EchoPath | None = None
     for lag in range(int(MAX_LAG_S / frame_s) + 1):
         idx = np.flatnonzero(active[: n - lag])
         if idx.size < 20:
@@ -45,7 +54,16 @@ def echo_path(near_dbfs: np.ndarray, far_dbfs: np.ndarray, far_active: np.ndarra
         corr = float(np.corrcoef(x, y)[0, 1])
         if best is None or corr > best.correlation:
             best = EchoPath(lag * frame_s, float(np.median(y - x)), corr)
-    return best if best is not None and best.correlation >= MIN_CORRELATION else None
+        keep = (y - x) <= np.median(y - x) + DOUBLE_TALK_DB
+        if keep.sum() >= 20 and x[keep].std() > 1e-6 and y[keep].std() > 1e-6:
+            corr = float(np.corrcoef(x[keep], y[keep])[0, 1])
+            if trimmed is None or corr > trimmed.correlation:
+                trimmed = EchoPath(lag * frame_s, float(np.median(y[keep] - x[keep])), corr)
+    if best is not None and best.correlation >= MIN_CORRELATION:
+        return best
+    if trimmed is not None and trimmed.correlation >= TRIMMED_MIN_CORRELATION and trimmed.gain_db >= MIN_GAIN_DB:
+        return trimmed
+    return None
 
 
 def echo_spans(near_dbfs: np.ndarray, far_dbfs: np.ndarray, path: EchoPath, *, frame_s: float,

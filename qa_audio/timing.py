@@ -5,11 +5,15 @@ earlier stages found into the ``timing`` block of the result contract.
 """
 from __future__ import annotations
 
+from difflib import SequenceMatcher
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pypinyin import Style, lazy_pinyin
+
 from .config import TimingSettings
 from .hangup import Hangup
+from .normalize import fuzzy_syllable
 from .spans import Span, covered_s, gaps, intersect, merge, subtract, total_s
 from .vad import MIN_RUN_S
 
@@ -104,6 +108,11 @@ TALK_THROUGH_S = 0.5          # the other goes on this long after a short uttera
 ISOLATED_S = 0.5              # ... and the speaker is silent this long after it: a backchannel, not a cut-in
 ACK_REACH_S = 0.25            # acknowledgement words ending this close to an utterance's end make it a backchannel
 OTHER_UTTERANCE_GAP_S = 0.8   # the interrupted party's utterances (noisy speech breaks up more)
+WORDS_REACH_S = 0.3           # the interrupted party's words end no earlier / start no later than this from the onset
+UNHEARD_GOES_ON_S = 0.6       # where Whisper heard no word of theirs there, this much of their speech in the next
+UNHEARD_WINDOW_S = 1.5        # ... 1.5 s: line noise breaks into short bursts, speech Whisper dropped does not
+ECHO_TEXT_MIN_SYLLABLES = 3   # an utterance this long (syllables) whose words ...
+ECHO_TEXT_SHARE = 0.5         # ... repeat the other party's words of the moment this much is their echo
 
 
 def _backchannel_words(said: list[TimedText], utt: Span, acknowledgements: frozenset[str]) -> bool:
@@ -117,6 +126,41 @@ def _backchannel_words(said: list[TimedText], utt: Span, acknowledgements: froze
     return ack_end is not None and (ack_end >= utt.end_s - ACK_REACH_S or len(said) == i)
 
 
+def _backed(words: list[TimedText] | None, frames: list[Span]) -> list[TimedText]:
+    """The words a party's own speech frames back (Whisper also transcribes the other party's echo)."""
+    return sorted((w for w in words or []
+                   if covered_s(frames, Span(w.start_s, w.end_s)) >= WORD_BACKED_SHARE * max(w.end_s - w.start_s, 0.05)),
+                  key=lambda w: w.start_s)
+
+
+def _goes_on_in_words(words: list[TimedText], onset_s: float, turn_end_s: float,
+                      acknowledgements: frozenset[str]) -> bool | None:
+    """Do the interrupted party's words go on at ``onset_s``? True when a word of theirs reaches the
+    onset (Whisper often drops the words spoken under a cut-in, so one ending shortly before it, or
+    starting shortly after, will do) and they are more than acknowledgements from there on; False
+    when they are only acknowledgements (a 是的 after they had finished); None when no word reaches it
+    (Whisper heard nothing there: noise, or speech it dropped)."""
+    around = [w for w in words if w.end_s >= onset_s - WORDS_REACH_S and w.start_s < turn_end_s]
+    if not around or around[0].start_s > onset_s + WORDS_REACH_S:
+        return None
+    return not is_acknowledgement("".join(w.text for w in around), acknowledgements)
+
+
+def _syllables(text: str) -> list[str]:
+    return [fuzzy_syllable(x) for x in lazy_pinyin("".join(ch for ch in text if ch.isalnum()), style=Style.NORMAL)]
+
+
+def is_echo_text(mine: str, theirs: str) -> bool:
+    """Words that repeat the other party's words of the same moment, syllable for syllable (homophones
+    and Whisper's usual confusions allowed): their echo, transcribed on this channel (a line echo 30 dB
+    down is still clear to Whisper, which hears it a little differently each time)."""
+    said, heard = _syllables(mine), _syllables(theirs)
+    if len(said) < ECHO_TEXT_MIN_SYLLABLES or not heard:
+        return False
+    same = sum(b.size for b in SequenceMatcher(None, said, heard, autojunk=False).get_matching_blocks())
+    return same >= ECHO_TEXT_SHARE * len(said)
+
+
 def utterances_of(voiced: list[Span], *, gap_s: float) -> list[Span]:
     """A party's utterances: frame-level speech joined across pauses shorter than ``gap_s``."""
     return merge([v for v in voiced if v.duration_s >= MIN_RUN_S], gap_s=gap_s)
@@ -125,7 +169,8 @@ def utterances_of(voiced: list[Span], *, gap_s: float) -> list[Span]:
 def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, settings: TimingSettings,
                        words: list[TimedText] | None = None, acknowledgements: frozenset[str] = frozenset(),
                        inventions: frozenset[str] = frozenset(),
-                       other_heard: list[Span] | None = None) -> list[Interruption]:
+                       other_heard: list[Span] | None = None,
+                       other_words: list[TimedText] | None = None) -> list[Interruption]:
     """Utterances of ``speaker`` that start while ``other`` is mid-utterance and are not backchannels.
 
     Judged on utterances (frame-level speech split at pauses of ``utterance_gap_s``), never on
@@ -140,6 +185,12 @@ def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, setti
     the speaker is starting rather than going on with a turn of their own (no substantive speech
     of theirs in the second before), and the other is mid-utterance (an utterance of theirs spans the
     onset, or one longer than a backchannel starts with it). One interruption per turn of the other.
+
+    Where the transcript has words of the other party (``other_words``), their going on must be
+    words too: a word of theirs ending after the onset that is not an acknowledgement (line noise,
+    echo and a 是的 after the other had finished are no turn being cut into). The speaker's own
+    words also bridge the pauses noisy speech breaks into (a cut-in split by noise is not a
+    backchannel followed by silence).
     """
     mine = utterances_of(speaker, gap_s=settings.utterance_gap_s)
     # is the other speaking? their frame-level speech under the strict gate, and under the lenient one
@@ -150,9 +201,9 @@ def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, setti
     own = [v for v in speaker if v.duration_s >= MIN_RUN_S]
     # a word counts only where the party's own speech frames back it: Whisper also transcribes the
     # other party's echo (and invents stock phrases such as 中文字幕 for a lone sound: ``inventions``)
-    words = sorted((w for w in words or []
-                    if covered_s(own, Span(w.start_s, w.end_s)) >= WORD_BACKED_SHARE * max(w.end_s - w.start_s, 0.05)),
-                   key=lambda w: w.start_s)
+    words = _backed(words, own)
+    their_all = sorted(other_words or [], key=lambda w: w.start_s)
+    their_words = _backed(their_all, fine)
     found: list[Interruption] = []
     taken: set[int] = set()
     spoke_until = -1.0             # the end of the speaker's last substantive utterance
@@ -160,12 +211,16 @@ def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, setti
         # a short utterance the other talks straight through, after which the speaker says nothing more for a
         # while, is a backchannel whatever Whisper made of it (明白 heard as 能忍): no floor was taken
         then = mine[i + 1].start_s if i + 1 < len(mine) else float("inf")
+        then = min([then] + [w.start_s for w in words if utt.end_s - 0.05 <= w.start_s < then])
         if (utt.duration_s <= settings.backchannel_max_s and then - utt.end_s >= ISOLATED_S
                 and any(u.start_s < utt.start_s and u.end_s >= utt.end_s + TALK_THROUGH_S for u in spoken)):
             continue
         said = [w for w in words if utt.start_s - 0.15 <= (w.start_s + w.end_s) / 2 <= utt.end_s + 0.15]
         if said and is_acknowledgement("".join(w.text for w in said), inventions):
             said = []
+        if said and is_echo_text("".join(w.text for w in said), "".join(
+                w.text for w in their_all if w.end_s >= utt.start_s - 0.5 and w.start_s <= utt.end_s + 0.5)):
+            continue                                    # the other party's echo, not this one speaking
         if said:
             if _backchannel_words(said, utt, acknowledgements):
                 continue
@@ -187,6 +242,11 @@ def find_interruptions(speaker: list[Span], other: list[Span], *, by: str, setti
                           for u in spoken)
         if not (spans_onset or starts_with):
             continue
+        if their_words:
+            going_on = _goes_on_in_words(their_words, onset, theirs[k].end_s, acknowledgements | inventions)
+            if going_on is False or (going_on is None and covered_s(
+                    fine, Span(onset, onset + UNHEARD_WINDOW_S)) < UNHEARD_GOES_ON_S):
+                continue
         found.append(Interruption(onset, by, min(theirs[k].end_s, utt.end_s) - onset))
         taken.add(k)
     return found
@@ -305,10 +365,11 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
         interruptions = sorted(
             find_interruptions(fine["agent"], fine["customer"], by="agent", settings=settings,
                                words=said.get("agent"), acknowledgements=acknowledgements, inventions=inventions,
-                               other_heard=(heard or {}).get("customer"))
+                               other_heard=(heard or {}).get("customer"), other_words=said.get("customer"))
             + find_interruptions(fine["customer"], fine["agent"], by="customer", settings=settings,
                                  words=said.get("customer"), acknowledgements=acknowledgements,
-                                 inventions=inventions, other_heard=(heard or {}).get("agent")),
+                                 inventions=inventions, other_heard=(heard or {}).get("agent"),
+                                 other_words=said.get("agent")),
             key=lambda i: i.at_s)
 
     dead_air: list[Span] = []

@@ -9,7 +9,8 @@ import soxr
 from conftest import SHARED
 from qa_audio.config import TimingSettings
 from qa_audio.spans import Span, subtract, total_s
-from qa_audio.timing import find_holds, find_interruptions, is_acknowledgement
+from qa_audio.echo import echo_path
+from qa_audio.timing import find_holds, find_interruptions, is_acknowledgement, is_echo_text
 from qa_audio.transcribe import Word
 
 ACKS = frozenset({"嗯", "对", "好", "好的", "是的", "明白", "我明白了"})
@@ -50,6 +51,62 @@ def test_without_words_a_short_utterance_is_a_backchannel_and_a_long_one_is_not(
     # a click (a 60 ms run of speech frames) does not keep the customer's turn going
     assert find_interruptions([Span(16.5, 19.0)], customer + [Span(16.6, 16.66)], by="agent",
                               settings=SETTINGS) == []
+
+
+def test_the_other_party_must_go_on_in_words_where_the_transcript_has_theirs():
+    customer = [Span(10.0, 13.0), Span(13.9, 14.3)]           # finished at 13.0; a 是的 at 13.9
+    agent = [Span(13.5, 16.0)]
+    mine = [Word(13.5, 16.0, "好的我帮您查一下", 0.9)]
+    said = [Word(10.0, 12.9, "我想问一下还款", 0.9), Word(13.9, 14.3, "是的", 0.8)]
+    assert find_interruptions(agent, customer, by="agent", settings=SETTINGS, words=mine, acknowledgements=ACKS,
+                              other_words=said) == []
+    # the same timing, but the customer's words go on under the agent's onset: an interruption
+    said = [Word(10.0, 12.9, "我想问一下还款", 0.9), Word(13.9, 14.3, "的时间", 0.8)]
+    customer = [Span(10.0, 14.3)]
+    found = find_interruptions(agent, customer, by="agent", settings=SETTINGS, words=mine, acknowledgements=ACKS,
+                               other_words=said)
+    assert [i.at_s for i in found] == [13.5]
+
+
+def test_line_noise_where_whisper_heard_no_word_of_the_other_does_not_make_an_interruption():
+    said = [Word(10.0, 12.9, "我想问一下还款", 0.9)]
+    mine = [Word(13.6, 16.0, "好的我帮您查一下", 0.9)]
+    noise = [Span(10.0, 13.0), Span(13.4, 13.5), Span(13.9, 14.0)]     # bursts of crackle after the customer
+    assert find_interruptions([Span(13.6, 16.0)], noise, by="agent", settings=SETTINGS, words=mine,
+                              acknowledgements=ACKS, other_words=said) == []
+    # speech Whisper dropped (no words, but a second of it after the onset) still counts
+    dropped = [Span(10.0, 14.8)]
+    found = find_interruptions([Span(13.6, 16.0)], dropped, by="agent", settings=SETTINGS, words=mine,
+                               acknowledgements=ACKS, other_words=said)
+    assert [i.at_s for i in found] == [13.6]
+
+
+def test_the_other_partys_echo_transcribed_on_this_channel_is_not_this_party_speaking():
+    assert is_echo_text("即使今天后每次压缩机被未营电器接收", "即使今天后每支压缩机被喂灵电器兼变")
+    assert not is_echo_text("好的我帮您查一下", "我想问一下提前还款的手续费")
+    customer = [Span(10.0, 16.0)]
+    echo = [Word(12.0, 14.5, "那我什么时候能收到退款", 0.7)]
+    theirs = [Word(11.9, 14.4, "那我什么时候能收到退款", 0.9)]
+    assert find_interruptions([Span(12.0, 14.5)], customer, by="agent", settings=SETTINGS, words=echo,
+                              acknowledgements=ACKS, other_words=theirs) == []
+
+
+def test_an_echo_path_is_found_through_double_talk_and_crackle():
+    rng = np.random.default_rng(5)
+    frames = 3000
+    far = np.where(rng.random(frames) < 0.5, rng.uniform(-30, -10, frames), -70.0)   # the far party's levels
+    active = far > -60
+    echo = np.concatenate([np.full(3, -70.0), far[:-3] - 25.0])                    # 90 ms late, 25 dB down
+    near = np.maximum(echo, -60.0 + rng.normal(0, 1, frames))
+    talk = rng.random(frames) < 0.25                                                 # the near party's own speech
+    near[talk] = rng.uniform(-25, -8, talk.sum())
+    pops = rng.random(frames) < 0.05                                                  # crackle
+    near[pops] += 30.0
+    path = echo_path(near, far, active, frame_s=0.03)
+    assert path is not None and abs(path.lag_s - 0.09) < 0.035 and -29 < path.gain_db < -21
+    unrelated = np.where(rng.random(frames) < 0.5, rng.uniform(-30, -10, frames), -60.0)
+    unrelated[pops] += 30.0
+    assert echo_path(unrelated, far, active, frame_s=0.03) is None
 
 
 def test_short_music_on_hold_is_a_hold_and_a_conversation_splits_two_holds():
