@@ -12,53 +12,17 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import ConfigError, QAError
-from .show import finding_mark
+from qa_audio.errors import ConfigError, QAError
+from qa_audio.results.show import render_summary
+from qa_audio.version import __version__
 
 EXIT_OK, EXIT_FATAL, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def _fmt_s(value) -> str:
-    if value is None:
-        return "–"
-    m, s = divmod(float(value), 60)
-    return f"{int(m)}:{s:04.1f}"
-
-
-def render_summary(result: dict) -> str:
-    """A readable per-call summary of one result-contract dict."""
-    if result["verdict"] == "error":
-        return f"{result['call_id']}: ERROR {result['error']}"
-    t = result["timing"]
-    a = result["audio"]
-    score = "–" if result["score"] is None else f"{result['score']:g}"
-    lines = [f"{result['call_id']}  score {score}  verdict {result['verdict'].upper()}"
-             f"  ({a['duration_s']:.1f} s, {a['channels']} ch, {a['sample_rate_hz']} Hz)"]
-    if result["verdict"] == "unscorable":
-        lines.append(f"  unscorable: {result.get('verdict_reason', '')}")
-    inter = t["interruptions"]
-    lines.append(f"  timing: answered {t['answered']}, rings {t['rings']}, ring-to-answer "
-                 f"{'–' if t['ring_to_answer_s'] is None else format(t['ring_to_answer_s'], '.1f') + ' s'}, "
-                 f"holds {len(t['holds'])}, interruptions {'n/a (mono)' if inter is None else len(inter)}, "
-                 f"dead air {len(t['dead_air'])}")
-    for f in result["findings"]:
-        mark = finding_mark(f)
-        extra = f" -{f['deduction']:g}" if f["deduction"] else ""
-        flags = (" RED-LINE" if f["redline"] else "") + (" (low ASR confidence)" if f["low_confidence"] else "")
-        lines.append(f"  [{mark}] {f['rule']:<6} {f['title']}{extra}{flags}")
-        if f["status"] == "fail":
-            lines.append(f"           {f['detail']}")
-            for e in f["evidence"][:3]:
-                lines.append(f"           {_fmt_s(e['start_s'])}-{_fmt_s(e['end_s'])} {e['channel']}: {e['text']}")
-    return "\n".join(lines)
-
-
 def cmd_score(args) -> int:
-    from .config import load_config
-    from .pipeline import Scorer
-
-    from .privacy import Redactor
+    from qa_audio.config import load_config
+    from qa_audio.pipeline import Scorer
+    from qa_audio.results.privacy import Redactor
 
     config = load_config(args.config, profile=args.profile)
     scorer = Scorer(config)
@@ -79,8 +43,8 @@ def cmd_score(args) -> int:
 def cmd_batch(args) -> int:
     import signal
 
-    from .batch import run_batch
-    from .config import load_config
+    from qa_audio.batch.runner import run_batch
+    from qa_audio.config import load_config
 
     if not args.folder and not args.rescore:
         raise QAError("give a folder of recordings (or --rescore to re-judge what the store holds)")
@@ -91,10 +55,10 @@ def cmd_batch(args) -> int:
                         out_dir=args.out, rescore=args.rescore, scheduler=args.scheduler,
                         command=" ".join(["qa-audio", *sys.argv[1:]]))
     print(summary.describe(), file=sys.stderr)
-    from .privacy import Redactor
+    from qa_audio.results.privacy import Redactor
 
     mask = Redactor(config.privacy).identifier
-    for path, cause in summary.errors[:20]:
+    for _path, cause in summary.errors[:20]:
         print(f"  failed: {mask(cause)}", file=sys.stderr)
     if len(summary.errors) > 20:
         print(f"  … and {len(summary.errors) - 20} more (see the errors table)", file=sys.stderr)
@@ -104,10 +68,10 @@ def cmd_batch(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .config import load_config
-    from .privacy import Redactor
-    from .show import render_call
-    from .store import open_store
+    from qa_audio.config import load_config
+    from qa_audio.results.privacy import Redactor
+    from qa_audio.results.show import render_call
+    from qa_audio.results.store import open_store
 
     redactor = Redactor(load_config(args.config).privacy)
     with open_store(args.db, readonly=True) as store:
@@ -123,8 +87,8 @@ def cmd_show(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import build_export, parse_period, write_export
-    from .store import open_store
+    from qa_audio.results.export import build_export, parse_period, write_export
+    from qa_audio.results.store import open_store
 
     period = parse_period(args.period)
     fmt = args.format or (Path(args.output).suffix.lstrip(".").lower() or "xlsx")
@@ -141,20 +105,21 @@ def cmd_export(args) -> int:
 
 
 def cmd_review(args) -> int:
-    from .review import review_finding
-    from .store import open_store
+    from qa_audio.results.review import review_finding
+    from qa_audio.results.store import open_store
 
     with open_store(args.db, create=False) as store:
         call = store.find_call(args.call_id)
         score, verdict = review_finding(store, call, args.rule, decision=args.decision, reason=args.reason,
                                         reviewer=args.user)
-    print(f"{call.call_id}: {args.rule} {args.decision}ed by {args.user}; final score {'–' if score is None else format(score, 'g')} {verdict}")
+    shown = "–" if score is None else format(score, "g")
+    print(f"{call.call_id}: {args.rule} {args.decision}ed by {args.user}; final score {shown} {verdict}")
     return EXIT_OK
 
 
 def cmd_labels(args) -> int:
-    from .review import review_labels
-    from .store import open_store
+    from qa_audio.results.review import review_labels
+    from qa_audio.results.store import open_store
 
     with open_store(args.db, readonly=True) as store:
         labels = review_labels(store)
@@ -167,8 +132,8 @@ def cmd_labels(args) -> int:
 
 
 def cmd_backtest(args) -> int:
-    from .backtest import backtest, collect, load_labels, render_report, render_sweep, sweep
-    from .config import load_config
+    from qa_audio.batch.backtest import backtest, collect, load_labels, render_report, render_sweep, sweep
+    from qa_audio.config import load_config
 
     config = load_config(args.config, profile=args.profile)
     labels = load_labels(args.labels)
@@ -193,22 +158,21 @@ def cmd_backtest(args) -> int:
             raise QAError("--sweep needs audio or a results store (result JSON files cannot be re-judged)")
         runs.append((key, sweep(config, analyses, labels, key, values.split(","))))
     if args.json:
-        print(json.dumps({"report": report.to_dict(),
-                          "sweeps": [{"key": key, "runs": [{"value": v, "report": rep.to_dict()} for v, rep in r]}
-                                     for key, r in runs]}, ensure_ascii=False))
+        sweeps = [{"key": key, "runs": [{"value": v, "report": rep.to_dict()} for v, rep in r]} for key, r in runs]
+        print(json.dumps({"report": report.to_dict(), "sweeps": sweeps}, ensure_ascii=False))
     else:
         print(render_report(report, show_disagreements=not args.quiet))
-        for key, r in runs:
+        for key, sweep_runs in runs:
             print()
-            print(render_sweep(key, r))
+            print(render_sweep(key, sweep_runs))
     return EXIT_OK
 
 
 def cmd_users_add(args) -> int:
     import getpass
 
-    from .review import hash_password
-    from .store import open_store
+    from qa_audio.results.review import hash_password
+    from qa_audio.results.store import open_store
 
     password = os.environ.get("QA_AUDIO_PASSWORD")
     if password is None:
@@ -226,12 +190,15 @@ def cmd_users_add(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .config import load_config
-    from .web import serve
+    from qa_audio.config import load_config
+    from qa_audio.web import serve
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"qa-audio: warning: serving on {args.host}: anyone who can reach this address sees the login page; "
-              "put it behind HTTPS", file=sys.stderr)
+        print(
+            f"qa-audio: warning: serving on {args.host}: anyone who can reach this address sees the login page; "
+            "put it behind HTTPS",
+            file=sys.stderr,
+        )
     try:
         serve(args.db, load_config(args.config), host=args.host, port=args.port)
     except OSError as exc:
@@ -242,24 +209,26 @@ def cmd_serve(args) -> int:
 
 
 def cmd_redact_audio(args) -> int:
-    from .config import load_config
-    from .redact_audio import write_redacted_audio
-    from .store import open_store
+    from qa_audio.config import load_config
+    from qa_audio.results.redact_audio import write_redacted_audio
+    from qa_audio.results.store import open_store
 
     config = load_config(args.config)
     with open_store(args.db, readonly=True) as store:
         call = store.find_call(args.call_id)
     spans = write_redacted_audio(call, args.output, settings=config.privacy, bleep=args.bleep)
-    print(f"{args.output}: {len(spans)} personal number(s) {'bleeped' if args.bleep else 'silenced'}"
-          + "".join(f"\n  {a:.2f}-{b:.2f} s {kind}" for a, b, kind in spans))
+    print(
+        f"{args.output}: {len(spans)} personal number(s) {'bleeped' if args.bleep else 'silenced'}"
+        + "".join(f"\n  {a:.2f}-{b:.2f} s {kind}" for a, b, kind in spans)
+    )
     return EXIT_OK
 
 
 def cmd_doctor(args) -> int:
     import importlib.metadata as md
 
-    from .config import load_config
-    from .models import bundled_versions, cache_dir, resolve_model
+    from qa_audio.config import load_config
+    from qa_audio.speech.models import bundled_versions, cache_dir, resolve_model
 
     ok = True
     print(f"qa-audio {__version__}  python {sys.version.split()[0]}")
@@ -269,8 +238,21 @@ def cmd_doctor(args) -> int:
     except ConfigError as exc:
         print(f"config: PROBLEM {exc}")
         return EXIT_FATAL
-    for dist in ("faster-whisper", "ctranslate2", "webrtcvad-wheels", "librosa", "jieba", "numpy", "opencc",
-                 "cn2an", "pypinyin", "rapidfuzz", "soundfile", "soxr", "av"):
+    for dist in (
+        "faster-whisper",
+        "ctranslate2",
+        "webrtcvad-wheels",
+        "librosa",
+        "jieba",
+        "numpy",
+        "opencc",
+        "cn2an",
+        "pypinyin",
+        "rapidfuzz",
+        "soundfile",
+        "soxr",
+        "av",
+    ):
         try:
             print(f"  {dist:<18} {md.version(dist)}")
         except md.PackageNotFoundError:
@@ -283,7 +265,8 @@ def cmd_doctor(args) -> int:
         info = resolve_model(config.model)
         print(f"model: {info.name} ({info.source}) at {info.path}")
         if args.load:
-            from .models import load_model
+            from qa_audio.speech.models import load_model
+
             load_model(config.model)
             print("model: loads OK")
     except QAError as exc:
@@ -294,11 +277,13 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_rules_check(args) -> int:
-    from .config import load_config
+    from qa_audio.config import load_config
 
     config = load_config(args.config)
-    print(f"{config.path}: OK, rulebook {config.rulebook_name} {config.rulebook}, {len(config.rules)} rules, "
-          f"{len(config.lexicons)} lexicons")
+    print(
+        f"{config.path}: OK, rulebook {config.rulebook_name} {config.rulebook}, {len(config.rules)} rules, "
+        f"{len(config.lexicons)} lexicons"
+    )
     if len(config.files) > 1:
         print("extends: " + " ← ".join(config.files))
         base = config.files[0]
@@ -310,8 +295,8 @@ def cmd_rules_check(args) -> int:
 
 
 def cmd_rules_explain(args) -> int:
-    from .config import load_config
-    from .rules import explain
+    from qa_audio.config import load_config
+    from qa_audio.judge.rules import explain
 
     config = load_config(args.config)
     rule = config.rule(args.rule_id)
@@ -328,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa-audio", description="Offline call-quality checker for contact centres.")
     parser.add_argument("--version", action="version", version=f"qa-audio {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _scoring_commands(sub)
+    _results_commands(sub)
+    _admin_commands(sub)
+    return parser
+
+
+def _scoring_commands(sub) -> None:
+    """score, batch: recordings in, results out."""
 
     p = sub.add_parser("score", help="score recorded calls")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -340,17 +333,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", nargs="?", metavar="DIR", help="folder of recordings, searched recursively")
     p.add_argument("--db", required=True, help="SQLite results store (created if missing)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes, each with its own model")
-    p.add_argument("--metadata", metavar="CSV", help="sidecar CSV: file, agent_id, agent_name, team, call_time, "
-                                                      "direction, hangup_side, client")
+    p.add_argument(
+        "--metadata",
+        metavar="CSV",
+        help="sidecar CSV: file, agent_id, agent_name, team, call_time, direction, hangup_side, client",
+    )
     p.add_argument("--out", metavar="DIR", help="also write one JSON result per call here")
-    p.add_argument("--rescore", action="store_true",
-                   help="re-judge stored calls with the current rulebook, from stored transcripts (no ASR)")
+    p.add_argument(
+        "--rescore",
+        action="store_true",
+        help="re-judge stored calls with the current rulebook, from stored transcripts (no ASR)",
+    )
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a Dask distributed cluster")
     p.add_argument("--config", help="config YAML (default: the bundled configs/default.yaml)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--profile", help="a speed profile from the config (e.g. fast: beam 1)")
     p.set_defaults(func=cmd_batch)
 
+
+def _results_commands(sub) -> None:
+    """show, export, review, labels, backtest: what is made of stored results."""
     p = sub.add_parser("show", help="one stored call: timeline, transcript and findings")
     p.add_argument("call_id", metavar="CALL_ID", help="call id (file stem), a prefix of its audio hash, or its number")
     p.add_argument("--db", required=True)
@@ -382,22 +384,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("backtest", help="each rule's precision, recall and accuracy against human labels")
     p.add_argument("--labels", required=True, metavar="LABELS.json", help="qa-audio-labels/1 file (see README)")
-    p.add_argument("inputs", nargs="+", metavar="AUDIO_OR_RESULTS",
-                   help="audio files or folders (scored now), a results store .sqlite (re-judged under --config, "
-                        "no ASR) or result .json files")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="AUDIO_OR_RESULTS",
+        help="audio files or folders (scored now), a results store .sqlite (re-judged under --config, "
+        "no ASR) or result .json files",
+    )
     p.add_argument("--config", help="rulebook to backtest (default: the bundled one)")
     p.add_argument("--profile", help="model profile from the config, for audio inputs")
-    p.add_argument("--sweep", action="append", metavar="KEY=V1,V2,…",
-                   help="also backtest each value of one setting, e.g. matching.min_similarity=0.7,0.8,0.9 or "
-                        "rules.GRT-1.min_similarity=0.75,0.85 (repeatable)")
+    p.add_argument(
+        "--sweep",
+        action="append",
+        metavar="KEY=V1,V2,…",
+        help="also backtest each value of one setting, e.g. matching.min_similarity=0.7,0.8,0.9 or "
+        "rules.GRT-1.min_similarity=0.75,0.85 (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no list of disagreeing calls")
     p.set_defaults(func=cmd_backtest)
 
+
+def _admin_commands(sub) -> None:
+    """users, serve, redact-audio, doctor, rules."""
     users = sub.add_parser("users", help="supervisors who may log in to the review page")
     usub = users.add_subparsers(dest="users_command", required=True)
-    p = usub.add_parser("add", help="add a user or reset a password (read from the terminal, stdin or "
-                                    "$QA_AUDIO_PASSWORD)")
+    p = usub.add_parser(
+        "add", help="add a user or reset a password (read from the terminal, stdin or $QA_AUDIO_PASSWORD)"
+    )
     p.add_argument("name")
     p.add_argument("--db", required=True)
     p.set_defaults(func=cmd_users_add)
@@ -431,7 +445,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rule_id")
     p.add_argument("--config")
     p.set_defaults(func=cmd_rules_explain)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,15 +454,15 @@ def main(argv: list[str] | None = None) -> int:
     except QAError as exc:
         print(f"qa-audio: error: {exc}", file=sys.stderr)
         return EXIT_FATAL
-    except sqlite3.DatabaseError as exc:        # a store damaged past its first pages shows only when read
-        from .store import damaged
+    except sqlite3.DatabaseError as exc:  # a store damaged past its first pages shows only when read
+        from qa_audio.results.store import damaged
 
         print(f"qa-audio: error: {getattr(args, 'db', 'the results store')}: {damaged(exc)}", file=sys.stderr)
         return EXIT_FATAL
     except KeyboardInterrupt:
         print("qa-audio: interrupted; what was scored is kept, rerun to continue", file=sys.stderr)
         return 130
-    except BrokenPipeError:         # `qa-audio … | head`: the reader has gone, which is not an error
+    except BrokenPipeError:  # `qa-audio … | head`: the reader has gone, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
 

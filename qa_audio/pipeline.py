@@ -10,24 +10,32 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .audio import Audio, load_audio
-from .config import Config
-from .echo import echo_path, echo_spans
-from .errors import QAError
-from .hangup import LineEnd, decide_hangup, disconnect_bursts, line_end
-from .models import ModelInfo, load_model, resolve_model, stack_versions
-from .normalize import TextNormalizer
-from .recheck import AudioChecker, Check, Examined, heard_exactly
-from .recheck import apply as apply_checks
-from .recheck import plan as recheck_plan
-from .rules import Finding, PhraseMatcher, evaluate, hold_cues
-from .score import Score, score_findings, unscorable
-from .spans import Span, merge, subtract
-from .timing import Timing, analyze_timing, speaking_rates
-from .tones import detect_music, detect_ringback
-from .transcribe import Utterance, decode_options, transcribe_channel
-from .vad import VoiceActivity, detect_speech, drop_background, frame_levels_dbfs, neural_speech, smooth, verify
+from qa_audio.config import Config
+from qa_audio.errors import QAError
+from qa_audio.judge.recheck import AudioChecker, Check, Examined, heard_exactly
+from qa_audio.judge.recheck import apply as apply_checks
+from qa_audio.judge.recheck import plan as recheck_plan
+from qa_audio.judge.rules import Finding, PhraseMatcher, evaluate, hold_cues
+from qa_audio.judge.score import Score, score_findings, unscorable
+from qa_audio.judge.timing import Timing, analyze_timing, speaking_rates
+from qa_audio.signal.audio import Audio, load_audio
+from qa_audio.signal.echo import echo_path, echo_spans
+from qa_audio.signal.hangup import LineEnd, decide_hangup, disconnect_bursts, line_end
+from qa_audio.signal.spans import Span, merge, subtract
+from qa_audio.signal.tones import detect_music, detect_ringback
+from qa_audio.signal.vad import (
+    VoiceActivity,
+    detect_speech,
+    drop_background,
+    frame_levels_dbfs,
+    neural_speech,
+    smooth,
+    verify,
+)
+from qa_audio.speech.models import ModelInfo, load_model, resolve_model, stack_versions
+from qa_audio.speech.normalize import TextNormalizer
+from qa_audio.speech.transcribe import Utterance, decode_options, transcribe_channel
+from qa_audio.version import __version__
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class CallResult:
 
     @property
     def verdict(self) -> str:
-        return "error" if self.error else self.score.verdict
+        return "error" if self.error or self.score is None else self.score.verdict
 
     def to_dict(self) -> dict:
         """The result contract (see README); extra keys only extend it."""
@@ -126,13 +134,13 @@ class Scorer:
 
         A model that cannot load is not the file's fault: that raises :class:`ModelError`.
         """
-        self.model
+        _ = self.model                   # a model that cannot load fails here, not as the file's error
         try:
             return self.score_audio(load_audio(path, max_duration_s=self.config.audio.max_duration_s))
         except QAError as exc:
             return error_result(path, str(exc), config=self.config)
 
-    def analyze(self, audio: Audio) -> "Analysis":
+    def analyze(self, audio: Audio) -> Analysis:
         """The expensive, rulebook-independent part: acoustics and transcript."""
         c = self.config
         t0 = time.perf_counter()
@@ -160,9 +168,9 @@ class Scorer:
                                          language=self.config.model.language)
         return self._checker
 
-    def recheck(self, analysis: "Analysis", audio: Audio) -> "Analysis":
+    def recheck(self, analysis: Analysis, audio: Audio) -> Analysis:
         """Re-examine, in the audio, the phrase decisions this rulebook would make on the transcript
-        alone: required phrases not heard, fuzzy hits (see :mod:`qa_audio.recheck`)."""
+        alone: required phrases not heard, fuzzy hits (see :mod:`qa_audio.judge.recheck`)."""
         if not self.config.recheck.enabled:
             return analysis
         t0 = time.perf_counter()
@@ -197,7 +205,7 @@ class Scorer:
         stage = dict(analysis.stage_s, recheck_s=time.perf_counter() - t0)
         return dataclasses.replace(analysis, checks=tuple(checks), stage_s=stage)
 
-    def judge(self, analysis: "Analysis", *, facts: dict | None = None) -> CallResult:
+    def judge(self, analysis: Analysis, *, facts: dict | None = None) -> CallResult:
         """Apply this scorer's rulebook to an analysis (fresh, or loaded from the store).
 
         ``facts`` is the call's metadata (e.g. ``hangup_side`` for CLS-3); rules that need a
@@ -222,7 +230,7 @@ class Scorer:
                           stage)
 
 
-def no_speech(acoustics: "Acoustics", utterances: list[Utterance]) -> str | None:
+def no_speech(acoustics: Acoustics, utterances: list[Utterance]) -> str | None:
     """Why nobody can be judged on this call, or None when the agent (or, mono, anyone) spoke words."""
     party = "mixed" if "mixed" in acoustics.roles else "agent"
     anyone = any(acoustics.regions.get(role) for role in acoustics.roles)
@@ -236,7 +244,7 @@ def no_speech(acoustics: "Acoustics", utterances: list[Utterance]) -> str | None
     return None
 
 
-def unrecognised_turns(acoustics: "Acoustics", utterances: list[Utterance]) -> list[Utterance]:
+def unrecognised_turns(acoustics: Acoustics, utterances: list[Utterance]) -> list[Utterance]:
     """Speech regions Whisper returned no words for (a lone 嗯, a mumble), as empty turns.
 
     The rules still see that the party spoke there: a call whose agent ends on an
@@ -270,7 +278,7 @@ class Analysis:
     """Acoustics and transcript of one call: all a rulebook needs to judge it."""
 
     audio: dict
-    acoustics: "Acoustics"
+    acoustics: Acoustics
     utterances: tuple[Utterance, ...]
     model: str
     key: str                  # analysis_key() of the settings that produced it
@@ -283,7 +291,7 @@ class Analysis:
                 "key": self.key, "stage_s": self.stage_s, "checks": [c.to_dict() for c in self.checks]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Analysis":
+    def from_dict(cls, data: dict) -> Analysis:
         return cls(data["audio"], Acoustics.from_dict(data["acoustics"]),
                    tuple(Utterance.from_dict(u) for u in data["utterances"]), data["model"], data["key"],
                    data.get("stage_s", {}), tuple(Check.from_dict(c) for c in data.get("checks", ())))
@@ -314,7 +322,7 @@ class Acoustics:
                 "heard": {k: spans(v) for k, v in self.heard.items()}}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Acoustics":
+    def from_dict(cls, data: dict) -> Acoustics:
         def spans(items):
             return [Span(float(a), float(b)) for a, b in items]
         return cls(float(data["duration_s"]), dict(data["roles"]),
@@ -427,13 +435,14 @@ def measure_timing(sound: Acoustics, *, config: Config, hold_cues_s=(), rates_cp
         mono=sound.regions.get("mixed"), ring_bursts=list(sound.ring_bursts), music=list(sound.music),
         tone=list(sound.ring_bursts), hold_cues_s=list(hold_cues_s), levels_dbfs=sound.levels_dbfs,
         voiced=sound.voiced, heard=sound.heard, rates_cps=rates_cps, words=words, acknowledgements=acknowledgements,
-        inventions=inventions, hangup=decide_hangup(sound.line_ends, duration_s=sound.duration_s), settings=config.timing)
+        inventions=inventions, hangup=decide_hangup(sound.line_ends, duration_s=sound.duration_s),
+        settings=config.timing)
 
 
 def _speech_level_dbfs(samples: np.ndarray, rate_hz: int, regions) -> float | None:
     if not regions:
         return None
-    parts = [samples[int(r.start_s * rate_hz): int(r.end_s * rate_hz)] for r in regions]
+    parts = [samples[int(r.start_s * rate_hz) : int(r.end_s * rate_hz)] for r in regions]
     joined = np.concatenate(parts)
     levels = frame_levels_dbfs(joined, rate_hz=rate_hz, frame_s=0.03)
     return float(np.percentile(levels, 75)) if levels.size else None

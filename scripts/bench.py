@@ -81,10 +81,10 @@ def cer(normalizer, hyp: str, ref: str) -> tuple[int, int]:
 
 # --------------------------------------------------------------------------- the two sides
 def run_side(side: str, calls: list[dict], profile: str | None) -> dict:
-    from qa_audio.audio import load_audio
     from qa_audio.config import load_config
-    from qa_audio.normalize import TextNormalizer
     from qa_audio.pipeline import Scorer
+    from qa_audio.signal.audio import load_audio
+    from qa_audio.speech.normalize import TextNormalizer
 
     config = load_config(profile=profile)
     normalizer = TextNormalizer()
@@ -177,7 +177,8 @@ def main() -> None:
     for side, s in summary.items():
         print(f"stages {side}: " + ", ".join(f"{k} {v:.1f}" for k, v in s["stages_s"].items()))
     if "baseline" in summary:
-        print(f"speed-up qa-audio / baseline: {summary['qa-audio']['throughput'] / summary['baseline']['throughput']:.2f}x")
+        speedup = summary["qa-audio"]["throughput"] / summary["baseline"]["throughput"]
+        print(f"speed-up qa-audio / baseline: {speedup:.2f}x")
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"report-{args.profile or 'default'}.json"
     (args.out / name).write_text(json.dumps({"summary": summary, "runs": reports}, indent=1), encoding="utf-8")

@@ -118,7 +118,7 @@ def near_misses(word: str, pool: str, syllable, rng: np.random.Generator) -> lis
 
 def transcribe(utterances: list[Utterance], scorer) -> dict[str, list]:
     """Each utterance on the agent channel of a stereo call, through the pipeline's VAD and Whisper."""
-    from qa_audio.audio import load_audio
+    from qa_audio.signal.audio import load_audio
 
     out: dict[str, list] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,8 +139,8 @@ def evaluate(*, limit: int | None = None, config_path: str | None = None, seed: 
     from pypinyin import Style, lazy_pinyin
 
     from qa_audio.config import Lexicon, LexiconEntry, load_config
+    from qa_audio.judge.rules import PhraseMatcher
     from qa_audio.pipeline import Scorer
-    from qa_audio.rules import PhraseMatcher
 
     rng = np.random.default_rng(seed)
     config = load_config(config_path)
@@ -154,7 +154,7 @@ def evaluate(*, limit: int | None = None, config_path: str | None = None, seed: 
     every_text = "".join(u.reference for u in utterances)
     probes: dict[str, list[tuple[str, str]]] = {}          # utterance → (kind, keyword)
     for u in utterances:
-        said = positives[u.name]                 # a list: a set's order changes with the hash seed, and the draws with it
+        said = positives[u.name]  # a list: a set's order changes with the hash seed, and the draws with it
         mine = {syllable(c) for w in said for c in w}
         items = [("positive", w) for w in said]
         for w in said:
@@ -175,11 +175,11 @@ def evaluate(*, limit: int | None = None, config_path: str | None = None, seed: 
     scorer = Scorer(config)
     heard = transcribe(utterances, scorer)
 
-    counts = {k: [0, 0] for k in ("positive", "near_miss", "shared_syllable", "unrelated")}   # [hits, tries]
+    counts = {k: [0, 0] for k in ("positive", "near_miss", "shared_syllable", "unrelated")}  # [hits, tries]
     base = {k: [0, 0] for k in counts}
     misses, alarms = [], []
     checked, recheck_s = 0, 0.0
-    sampled = {k: [0, 0] for k in ("shared_syllable", "unrelated")}     # [false alarms, tries] after re-checking
+    sampled = {k: [0, 0] for k in ("shared_syllable", "unrelated")}  # [false alarms, tries] after re-checking
     pick = np.random.default_rng(seed + 1)
     for u in utterances:
         prepared = [matcher.prepare(x) for x in heard[u.name]]
@@ -196,14 +196,16 @@ def evaluate(*, limit: int | None = None, config_path: str | None = None, seed: 
             # every fuzzy hit is re-checked, as the rules do; of the other keywords' misses, a sample
             ask = kind in ("positive", "near_miss") or i in chosen or (hit is not None and hit.how == "fuzzy")
             if recheck and ask and (hit is None or hit.how == "fuzzy"):
-                # what a phrase rule does before deciding: the audio is asked (qa_audio.recheck)
-                from qa_audio.recheck import heard_exactly
+                # what a phrase rule does before deciding: the audio is asked (qa_audio.judge.recheck)
+                from qa_audio.judge.recheck import heard_exactly
 
                 started = time.perf_counter()
                 if examined is None:
                     examined = scorer.checker.open(soxr.resample(u.audio, RATE_HZ, 16000).astype(np.float32))
+
                 def found(text, phrase, lexicon=names[word]):
                     return heard_exactly(matcher, lexicon, text, phrase)
+
                 if hit is None:
                     verdict = examined.missing([word], found=found)[3]
                     hit = _Verified(word, "verified") if verdict == "confirmed" else None
@@ -227,8 +229,10 @@ def evaluate(*, limit: int | None = None, config_path: str | None = None, seed: 
         "transcript_only": {
             "recall": base["positive"][0] / max(base["positive"][1], 1),
             "false_alarms": {k: base[k][0] / max(base[k][1], 1) for k in ("near_miss", "shared_syllable", "unrelated")},
-            "false_alarm_overall": sum(h for h, _ in base_negatives) / max(sum(n for _, n in base_negatives), 1)},
-        "rechecked": checked, "recheck_s": round(recheck_s, 1),
+            "false_alarm_overall": sum(h for h, _ in base_negatives) / max(sum(n for _, n in base_negatives), 1),
+        },
+        "rechecked": checked,
+        "recheck_s": round(recheck_s, 1),
         "sampled_false_alarms": {k: {"rate": h / max(n, 1), "tries": n} for k, (h, n) in sampled.items()},
         "utterances": len(utterances),
         "recall": counts["positive"][0] / max(counts["positive"][1], 1),
@@ -236,9 +240,11 @@ def evaluate(*, limit: int | None = None, config_path: str | None = None, seed: 
         "false_alarms": {k: counts[k][0] / max(counts[k][1], 1) for k in ("near_miss", "shared_syllable", "unrelated")},
         "false_alarm_overall": sum(h for h, _ in negatives) / max(sum(n for _, n in negatives), 1),
         "negatives": {k: counts[k][1] for k in ("near_miss", "shared_syllable", "unrelated")},
-        "transcripts": {u.name: {"reference": u.reference, "heard": "".join(x.text for x in heard[u.name])}
-                        for u in utterances},
-        "misses": misses, "alarms": alarms,
+        "transcripts": {
+            u.name: {"reference": u.reference, "heard": "".join(x.text for x in heard[u.name])} for u in utterances
+        },
+        "misses": misses,
+        "alarms": alarms,
     }
 
 
@@ -248,7 +254,9 @@ def main() -> int:
     parser.add_argument("--config")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--show-misses", action="store_true")
-    parser.add_argument("--no-recheck", action="store_true", help="the transcript alone, as before qa_audio.recheck")
+    parser.add_argument(
+        "--no-recheck", action="store_true", help="the transcript alone, as before qa_audio.judge.recheck"
+    )
     args = parser.parse_args()
     report = evaluate(limit=args.limit, config_path=args.config, recheck=not args.no_recheck)
     if args.json:
@@ -257,17 +265,21 @@ def main() -> int:
     fa = report["false_alarms"]
     print(f"{report['utterances']} real utterances through a telephone channel")
     t = report["transcript_only"]
-    print(f"transcript only: recall {t['recall']:.1%}; false alarms near misses {t['false_alarms']['near_miss']:.2%}, "
-          f"shared {t['false_alarms']['shared_syllable']:.2%}, unrelated {t['false_alarms']['unrelated']:.2%}, "
-          f"overall {t['false_alarm_overall']:.2%}")
+    print(
+        f"transcript only: recall {t['recall']:.1%}; false alarms near misses {t['false_alarms']['near_miss']:.2%}, "
+        f"shared {t['false_alarms']['shared_syllable']:.2%}, unrelated {t['false_alarms']['unrelated']:.2%}, "
+        f"overall {t['false_alarm_overall']:.2%}"
+    )
     print(f"re-checked against the audio: {report['rechecked']} decisions in {report['recheck_s']} s")
     for kind, v in report["sampled_false_alarms"].items():
         print(f"  {kind} keywords re-checked (seeded sample): false alarms {v['rate']:.2%} of {v['tries']}")
     print(f"recall {report['recall']:.1%} of {report['positives']} phrases said")
-    print(f"false alarms: near misses {fa['near_miss']:.2%} of {report['negatives']['near_miss']}, "
-          f"shared syllables {fa['shared_syllable']:.2%} of {report['negatives']['shared_syllable']}, "
-          f"unrelated {fa['unrelated']:.2%} of {report['negatives']['unrelated']}; "
-          f"overall {report['false_alarm_overall']:.2%}")
+    print(
+        f"false alarms: near misses {fa['near_miss']:.2%} of {report['negatives']['near_miss']}, "
+        f"shared syllables {fa['shared_syllable']:.2%} of {report['negatives']['shared_syllable']}, "
+        f"unrelated {fa['unrelated']:.2%} of {report['negatives']['unrelated']}; "
+        f"overall {report['false_alarm_overall']:.2%}"
+    )
     if args.show_misses:
         for line in report["misses"] + report["alarms"]:
             print("  ", line)

@@ -23,10 +23,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa_audio.audio import load_audio  # noqa: E402
 from qa_audio.config import load_config  # noqa: E402
 from qa_audio.pipeline import analyze_acoustics, measure_timing  # noqa: E402
-from qa_audio.spans import Span, subtract, total_s  # noqa: E402
+from qa_audio.signal.audio import load_audio  # noqa: E402
+from qa_audio.signal.spans import Span, subtract, total_s  # noqa: E402
 
 
 def iou(a, b) -> float:
@@ -95,7 +95,7 @@ def judged_from_store(db: Path, config, set_dir: Path) -> dict[str, Found]:
     import dataclasses
 
     from qa_audio.pipeline import Analysis, Scorer
-    from qa_audio.store import open_store
+    from qa_audio.results.store import open_store
 
     scorer = Scorer(config)
     with open_store(db) as store:
@@ -116,9 +116,26 @@ def evaluate(set_dir: Path, *, config_path=None, results_dir: Path | None = None
     config = load_config(config_path)
     labels = json.loads((set_dir / "labels.json").read_text(encoding="utf-8"))
     judged = judged_from_store(store, config, set_dir) if store is not None else None
-    counts = {k: 0 for k in ("calls", "rings_ok", "r2a_ok", "r2a_n", "hold_tp", "hold_found", "hold_truth",
-                             "int_tp", "int_found", "int_truth", "bc_flagged", "bc_truth", "dead_tp",
-                             "dead_found", "dead_truth")}
+    counts = dict.fromkeys(
+        (
+            "calls",
+            "rings_ok",
+            "r2a_ok",
+            "r2a_n",
+            "hold_tp",
+            "hold_found",
+            "hold_truth",
+            "int_tp",
+            "int_found",
+            "int_truth",
+            "bc_flagged",
+            "bc_truth",
+            "dead_tp",
+            "dead_found",
+            "dead_truth",
+        ),
+        0,
+    )
     counts.update(speech_s=0.0, speech_sent_s=0.0, hangup_n=0, hangup_ok=0)
     hold_errors, audio_s, analysis_s, decode_s, misses = [], 0.0, 0.0, 0.0, []
     for name, lab in sorted(labels.items()):
@@ -137,7 +154,7 @@ def evaluate(set_dir: Path, *, config_path=None, results_dir: Path | None = None
             timing = _from_timing(measure_timing(acoustics, config=config))
             analysis_s += time.perf_counter() - t0
             audio_s += audio.duration_s
-            for party, spans in lab.get("speech", {}).items():      # what of the true speech reaches Whisper
+            for party, spans in lab.get("speech", {}).items():  # what of the true speech reaches Whisper
                 truth = [Span(a, b) for a, b in spans]
                 counts["speech_s"] += total_s(truth)
                 counts["speech_sent_s"] += total_s(truth) - total_s(subtract(truth, acoustics.regions.get(party, [])))
@@ -187,11 +204,16 @@ def evaluate(set_dir: Path, *, config_path=None, results_dir: Path | None = None
     int_p, int_r = pr(c["int_tp"], c["int_found"], c["int_truth"])
     dead_p, dead_r = pr(c["dead_tp"], c["dead_found"], c["dead_truth"])
     return {
-        "calls": c["calls"], "audio_s": round(audio_s, 1),
+        "calls": c["calls"],
+        "audio_s": round(audio_s, 1),
         "rings_exact": c["rings_ok"] / c["calls"],
         "ring_to_answer_within_0_5s": c["r2a_ok"] / c["r2a_n"] if c["r2a_n"] else 1.0,
-        "holds": {"precision": hold_p, "recall": hold_r, "n": c["hold_truth"],
-                  "median_duration_error_s": statistics.median(hold_errors) if hold_errors else None},
+        "holds": {
+            "precision": hold_p,
+            "recall": hold_r,
+            "n": c["hold_truth"],
+            "median_duration_error_s": statistics.median(hold_errors) if hold_errors else None,
+        },
         "agent_interruptions": {"precision": int_p, "recall": int_r, "n": c["int_truth"]},
         "backchannels_reported_as_interruptions": c["bc_flagged"] / c["bc_truth"] if c["bc_truth"] else 0.0,
         "dead_air": {"precision": dead_p, "recall": dead_r, "n": c["dead_truth"]},
@@ -208,13 +230,19 @@ def main() -> int:
     parser.add_argument("set_dir", nargs="?", default=str(ROOT / "build" / "timing-set"))
     parser.add_argument("--config")
     parser.add_argument("--results", help="a folder of result JSON files (qa-audio batch --out) to judge instead")
-    parser.add_argument("--store", help="a results store of the set (qa-audio batch --db): its transcripts "
-                                        "judged now with the acoustics analysed afresh")
+    parser.add_argument(
+        "--store",
+        help="a results store of the set (qa-audio batch --db): its transcripts "
+        "judged now with the acoustics analysed afresh",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    report = evaluate(Path(args.set_dir), config_path=args.config,
-                      results_dir=Path(args.results) if args.results else None,
-                      store=Path(args.store) if args.store else None)
+    report = evaluate(
+        Path(args.set_dir),
+        config_path=args.config,
+        results_dir=Path(args.results) if args.results else None,
+        store=Path(args.store) if args.store else None,
+    )
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
@@ -222,8 +250,10 @@ def main() -> int:
     print(f"calls {report['calls']}, audio {report['audio_s'] / 60:.1f} min")
     print(f"rings exact                 {report['rings_exact']:.1%}")
     print(f"ring-to-answer within 0.5 s {report['ring_to_answer_within_0_5s']:.1%}")
-    print(f"holds (n={h['n']})             precision {h['precision']:.3f} recall {h['recall']:.3f} "
-          f"median duration error {h['median_duration_error_s']} s")
+    print(
+        f"holds (n={h['n']})             precision {h['precision']:.3f} recall {h['recall']:.3f} "
+        f"median duration error {h['median_duration_error_s']} s"
+    )
     print(f"agent interruptions (n={i['n']}) precision {i['precision']:.3f} recall {i['recall']:.3f}")
     print(f"backchannels reported as interruptions {report['backchannels_reported_as_interruptions']:.1%}")
     print(f"dead air (n={d['n']})          precision {d['precision']:.3f} recall {d['recall']:.3f}")
@@ -232,8 +262,10 @@ def main() -> int:
     if report["hangup_side_accuracy"] is not None:
         print(f"hang-up side from the audio {report['hangup_side_accuracy']:.1%}")
     if report["timing_x_realtime_one_core"] is not None:
-        print(f"timing analysis             {report['timing_x_realtime_one_core']}x real time (one core); "
-              f"{report['timing_with_decode_x_realtime_one_core']}x with decoding and resampling")
+        print(
+            f"timing analysis             {report['timing_x_realtime_one_core']}x real time (one core); "
+            f"{report['timing_with_decode_x_realtime_one_core']}x with decoding and resampling"
+        )
     for miss in report["misses"]:
         print("  miss:", miss)
     return 0

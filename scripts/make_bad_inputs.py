@@ -49,7 +49,7 @@ def _wav_bytes(samples: np.ndarray, *, rate: int = RATE, subtype: str = "PCM_16"
 
 def _float_wav(samples: np.ndarray, *, rate: int = RATE) -> bytes:
     """A 32-bit float WAV written by hand, so any value (NaN, 1e30) survives."""
-    channels, n = samples.shape
+    channels, _n = samples.shape
     data = np.ascontiguousarray(samples.T, dtype="<f4").tobytes()
     fmt = struct.pack("<HHIIHH", 3, channels, rate, rate * 4 * channels, 4 * channels, 32)
     return (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt "

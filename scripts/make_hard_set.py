@@ -194,7 +194,8 @@ def synth_music(rng: np.random.Generator, kind: str, seconds: float) -> np.ndarr
         if kind == "piano":
             dur = float(rng.uniform(0.4, 1.6))
             t = np.arange(int(dur * RATE_HZ)) / RATE_HZ
-            note = sum((0.5 ** k) * np.sin(2 * np.pi * f * (k + 1) * t) for k in range(4)) * np.exp(-t * rng.uniform(2, 5))
+            note = sum((0.5 ** k) * np.sin(2 * np.pi * f * (k + 1) * t) for k in range(4))
+            note = note * np.exp(-t * rng.uniform(2, 5))
             step = float(rng.uniform(0.3, 1.3))
         else:
             dur = float(rng.uniform(2.0, 4.0))
@@ -204,7 +205,7 @@ def synth_music(rng: np.random.Generator, kind: str, seconds: float) -> np.ndarr
             note = sum(np.sin(2 * np.pi * f * r * phase) for r in (1, 1.26, 1.5)) * np.sin(np.pi * t / dur)
             step = dur * 0.7
         i = int(t_s * RATE_HZ)
-        out[i: i + len(note)] += note[: n - i]
+        out[i : i + len(note)] += note[: n - i]
         t_s += step
     return _unit(out)
 
@@ -222,6 +223,7 @@ def ringback(count: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- composing a call
 
+
 @dataclass
 class Track:
     """What goes on one channel: (start sample, audio) parts, and the true speech spans."""
@@ -238,11 +240,23 @@ class Composer:
         self.customer_speed = float(rng.uniform(0.85, 1.2))
         self.level = {"agent": 10 ** (rng.uniform(-30, -10) / 20), "customer": 10 ** (rng.uniform(-30, -10) / 20)}
         # each channel's line noise, drawn up front so music on hold can be placed relative to it
-        self.noise = {party: {"kind": str(rng.choice(["pink", "pink", "babble", "hum", "clicks", "crackle", "white"])),
-                              "snr_db": round(float(rng.uniform(8, 35)), 1)} for party in ("agent", "customer")}
-        self.labels: dict = {"rings": 0, "holds": [], "agent_interruptions": [], "customer_interruptions": [],
-                             "backchannels": [], "customer_backchannels": [], "dead_air": [],
-                             "speech": {"agent": [], "customer": []}}
+        self.noise = {
+            party: {
+                "kind": str(rng.choice(["pink", "pink", "babble", "hum", "clicks", "crackle", "white"])),
+                "snr_db": round(float(rng.uniform(8, 35)), 1),
+            }
+            for party in ("agent", "customer")
+        }
+        self.labels: dict = {
+            "rings": 0,
+            "holds": [],
+            "agent_interruptions": [],
+            "customer_interruptions": [],
+            "backchannels": [],
+            "customer_backchannels": [],
+            "dead_air": [],
+            "speech": {"agent": [], "customer": []},
+        }
         self.agent_chars = 0
         self.agent_talk_s = 0.0
 
@@ -270,22 +284,23 @@ class Composer:
             if hi - lo >= min_s:
                 return clip
 
-    def put(self, party: str, at_s: float, clip: Clip | np.ndarray, *, cut_after_s: float | None = None,
-            speech: bool = True) -> tuple[float, float]:
+    def put(
+        self, party: str, at_s: float, clip: Clip | np.ndarray, *, cut_after_s: float | None = None, speech: bool = True
+    ) -> tuple[float, float]:
         """Place a clip so its speech starts at ``at_s``; returns its true speech (start, end).
 
         ``cut_after_s``: the speaker stops (yields) that long after ``at_s``, mid-line.
         """
         audio = clip.audio if isinstance(clip, Clip) else clip
         if speech:
-            real = isinstance(clip, Clip) and clip.kind == "real"      # real voices keep their own speed
+            real = isinstance(clip, Clip) and clip.kind == "real"  # real voices keep their own speed
             audio = _speed(audio, self.agent_speed if party == "agent" else (1.0 if real else self.customer_speed))
             lo, hi = speech_bounds(audio)
             if cut_after_s is not None:
                 stop = int((lo + cut_after_s) * RATE_HZ)
                 fade = min(int(0.04 * RATE_HZ), stop)
                 audio = audio[:stop].copy()
-                audio[stop - fade:] *= np.linspace(1, 0, fade)
+                audio[stop - fade :] *= np.linspace(1, 0, fade)
                 hi = min(hi, lo + cut_after_s)
             scaled = audio * (self.level[party] / _active_rms(audio))
             start = at_s - lo
@@ -322,10 +337,15 @@ def compose(rng: np.random.Generator, bank: Bank) -> tuple[np.ndarray, dict, dic
     L["answer_s"] = round(start, 3)
     L["ring_to_answer_s"] = round(start, 3) if rings else None
 
-    plan = {"holds": int(rng.choice([0, 0, 1, 1, 1, 2])), "dead": rng.random() < 0.4,
-            "agent_cuts": int(rng.choice([0, 0, 1, 1, 2, 3])), "cust_cuts": int(rng.choice([0, 0, 1])),
-            "backchannels": int(rng.integers(0, 4)), "cust_backchannels": int(rng.integers(0, 3)),
-            "continuous": rng.random() < 0.3}
+    plan = {
+        "holds": int(rng.choice([0, 0, 1, 1, 1, 2])),
+        "dead": rng.random() < 0.4,
+        "agent_cuts": int(rng.choice([0, 0, 1, 1, 2, 3])),
+        "cust_cuts": int(rng.choice([0, 0, 1])),
+        "backchannels": int(rng.integers(0, 4)),
+        "cust_backchannels": int(rng.integers(0, 3)),
+        "continuous": rng.random() < 0.3,
+    }
     if rng.random() < 0.35:
         banned = c.pick("banned")
         plan["banned"] = banned
@@ -334,7 +354,7 @@ def compose(rng: np.random.Generator, bank: Bank) -> tuple[np.ndarray, dict, dic
     hold_turns = sorted(rng.choice(np.arange(2, turns - 1), size=plan["holds"], replace=False).tolist())
     dead_turn = int(rng.integers(2, turns)) if plan["dead"] else -1
     party = "customer"
-    hold_results: list[tuple[bool, bool | None]] = []      # (announced, thanked if judged)
+    hold_results: list[tuple[bool, bool | None]] = []  # (announced, thanked if judged)
     for turn in range(turns):
         gap = float(rng.uniform(0.25, 1.4))
         if turn == dead_turn:
@@ -370,7 +390,7 @@ def compose(rng: np.random.Generator, bank: Bank) -> tuple[np.ndarray, dict, dic
     _, t = c.put("agent", t + float(rng.uniform(0.4, 1.0)), c.pick("farewell" if farewell else "no_close"))
     rules["CLS-1"] = "pass" if ask else "fail"
     rules["CLS-2"] = "pass" if farewell else "fail"
-    if rng.random() < 0.3:                                         # the customer has the last word
+    if rng.random() < 0.3:  # the customer has the last word
         _, t = c.put("customer", t + float(rng.uniform(0.3, 0.8)), c.pick("customer_end"))
 
     # ---- hang-up: the side that hangs up first goes dead; the other runs on (noise, or busy tone)
@@ -386,8 +406,10 @@ def compose(rng: np.random.Generator, bank: Bank) -> tuple[np.ndarray, dict, dic
     rules.setdefault("BAN-1", "pass")
     audio = mix(c, rng, ring, total, {hangup: hang_s}, L)
     rules.update(timing_rules(L, hold_results, c))
-    L["speech"] = {"agent": [list(map(lambda v: round(v, 3), s)) for s in sorted(c.agent.speech)],
-                   "customer": [list(map(lambda v: round(v, 3), s)) for s in sorted(c.customer.speech)]}
+    L["speech"] = {
+        "agent": [[round(v, 3) for v in s] for s in sorted(c.agent.speech)],
+        "customer": [[round(v, 3) for v in s] for s in sorted(c.customer.speech)],
+    }
     return audio, L, rules
 
 
@@ -405,7 +427,7 @@ def customer_turn(c: Composer, t: float, plan: dict) -> float:
         plan["backchannels"] -= 1
         at_end = rng.random() < 0.4
         bc_end = backchannel(c, "agent", start, end, at_end=at_end)
-        if at_end:                # the agent's next turn follows the backchannel within a second
+        if at_end:  # the agent's next turn follows the backchannel within a second
             return max(end, bc_end) + float(rng.uniform(0.0, 0.6)) - 0.25
     return end
 
@@ -422,9 +444,12 @@ def cut_in(c: Composer, by: str, other_start: float, other_end: float) -> float:
     # the onset must fall while the other is really speaking (not in a reading pause of a real clip),
     # and the other must really go on speaking over the overlap before yielding
     spoken = [(a, b) for a, b in track.speech if b > other_start]
-    candidates = [t for t in np.arange(other_start + 0.8, other_end - 0.2, 0.02)
-                  if any(a <= t - 0.15 and t < b for a, b in spoken)
-                  and sum(max(0.0, min(b, t + overlap) - max(a, t)) for a, b in spoken) >= min(0.2, overlap)]
+    candidates = [
+        t
+        for t in np.arange(other_start + 0.8, other_end - 0.2, 0.02)
+        if any(a <= t - 0.15 and t < b for a, b in spoken)
+        and sum(max(0.0, min(b, t + overlap) - max(a, t)) for a, b in spoken) >= min(0.2, overlap)
+    ]
     if not candidates:
         return other_end
     at = float(candidates[int(rng.integers(len(candidates)))])
@@ -434,7 +459,7 @@ def cut_in(c: Composer, by: str, other_start: float, other_end: float) -> float:
     if 0 < stop < len(audio):
         fade = min(int(0.04 * RATE_HZ), stop)
         audio = audio[:stop].copy()
-        audio[stop - fade:] *= np.linspace(1, 0, fade)
+        audio[stop - fade :] *= np.linspace(1, 0, fade)
     track.parts.append((start_i, audio))
     cut_at = start_i / RATE_HZ + len(audio) / RATE_HZ
     track.speech[:] = [(a, min(b, cut_at)) for a, b in track.speech if a < cut_at]
@@ -450,7 +475,7 @@ def cut_in(c: Composer, by: str, other_start: float, other_end: float) -> float:
 def backchannel(c: Composer, by: str, other_start: float, other_end: float, *, at_end: bool = False) -> float:
     """A short acknowledgement by ``by`` while the other talks (``at_end``: in the other's last half second)."""
     rng = c.rng
-    clip = c.pick("backchannel")        # the customer's are the same clips at the customer's speed
+    clip = c.pick("backchannel")  # the customer's are the same clips at the customer's speed
     if at_end:
         at = other_end - float(rng.uniform(0.05, 0.5))
     else:
@@ -465,8 +490,9 @@ def hold(c: Composer, t: float, results: list) -> float:
     rng = c.rng
     announced = rng.random() < 0.7
     kind = rng.choice(["music", "music", "music", "silence"]) if announced else "music"
-    length = float(rng.choice([rng.uniform(3.0, 7.0), rng.uniform(8.0, 30.0), rng.uniform(30.0, 90.0)],
-                              p=[0.3, 0.45, 0.25]))
+    length = float(
+        rng.choice([rng.uniform(3.0, 7.0), rng.uniform(8.0, 30.0), rng.uniform(30.0, 90.0)], p=[0.3, 0.45, 0.25])
+    )
     if kind == "silence":
         length = max(length, float(rng.uniform(9.0, 14.0)))
     line = c.pick("hold_request") if announced else c.pick("no_request")
@@ -482,7 +508,7 @@ def hold(c: Composer, t: float, results: list) -> float:
     used = 0.0
     for i, piece in enumerate(pieces):
         if source is not None:
-            seg = source[int(used * RATE_HZ): int((used + piece) * RATE_HZ)]
+            seg = source[int(used * RATE_HZ) : int((used + piece) * RATE_HZ)]
             c.put(channel, cursor, seg, speech=False)
         used += piece
         cursor += piece
@@ -494,9 +520,17 @@ def hold(c: Composer, t: float, results: list) -> float:
     resume = c.pick("thanks" if rng.random() < 0.6 else "no_thanks")
     r_start, r_end = c.put("agent", cursor + float(rng.uniform(0.3, 1.0)), resume)
     waits.append([round(wait_from, 3), round(r_start, 3)])
-    c.labels["holds"].append({"start_s": round(hold_start, 3), "end_s": round(r_start, 3), "waits": waits,
-                              "kind": str(kind), "announced": announced, "channel": channel,
-                              "music": music})
+    c.labels["holds"].append(
+        {
+            "start_s": round(hold_start, 3),
+            "end_s": round(r_start, 3),
+            "waits": waits,
+            "kind": str(kind),
+            "announced": announced,
+            "channel": channel,
+            "music": music,
+        }
+    )
     results.append((announced, resume.kind == "thanks" if r_start - hold_start > 10 else None))
     return r_end
 
@@ -510,18 +544,19 @@ def choose_music(c: Composer, seconds: float, channel: str) -> tuple[np.ndarray,
         track = c.bank.music[int(rng.integers(len(c.bank.music)))]
         n = int(seconds * RATE_HZ)
         offset = int(rng.integers(0, max(1, len(track) - n)))
-        seg = np.tile(track, 2)[offset: offset + n]
+        seg = np.tile(track, 2)[offset : offset + n]
     else:
         seg = synth_music(rng, kind, seconds)
     noise_dbfs = 20 * np.log10(c.noise_level(channel))
     above_db = float(rng.uniform(6, 30))
     gain_db = float(np.clip(noise_dbfs + above_db, -40, -10))
-    scaled = seg * (10 ** (gain_db / 20) / (np.sqrt(np.mean(seg ** 2)) + 1e-9))
+    scaled = seg * (10 ** (gain_db / 20) / (np.sqrt(np.mean(seg**2)) + 1e-9))
     return scaled, f"{kind} {gain_db:.0f} dBFS, {gain_db - noise_dbfs:.0f} dB above the line noise"
 
 
-def mix(c: Composer, rng: np.random.Generator, ring: np.ndarray, total_s: float, dead_from: dict,
-        labels: dict) -> np.ndarray:
+def mix(
+    c: Composer, rng: np.random.Generator, ring: np.ndarray, total_s: float, dead_from: dict, labels: dict
+) -> np.ndarray:
     n = int(total_s * RATE_HZ)
     stereo = np.zeros((2, n))
     ring_channel = 0 if rng.random() < 0.7 else 1
@@ -532,8 +567,8 @@ def mix(c: Composer, rng: np.random.Generator, ring: np.ndarray, total_s: float,
                 audio, at = audio[-at:], 0
             if at >= n:
                 continue
-            stereo[ch, at: at + len(audio)] += audio[: n - at]
-    if rng.random() < 1 / 3:                                   # the customer's echo on the agent channel
+            stereo[ch, at : at + len(audio)] += audio[: n - at]
+    if rng.random() < 1 / 3:  # the customer's echo on the agent channel
         delay = int(rng.uniform(0.03, 0.25) * RATE_HZ)
         gain = 10 ** (rng.uniform(-40, -20) / 20)
         stereo[0, delay:] += gain * stereo[1, :-delay]
@@ -544,8 +579,8 @@ def mix(c: Composer, rng: np.random.Generator, ring: np.ndarray, total_s: float,
     for ch, party in ((0, "agent"), (1, "customer")):
         line = noise(rng, c.noise[party]["kind"], n, c.bank) * c.noise_level(party)
         stereo[ch] += sosfilt(band, line)
-    for party, at_s in dead_from.items():                     # the side that hung up goes dead
-        stereo[0 if party == "agent" else 1, int(at_s * RATE_HZ):] = 0.0
+    for party, at_s in dead_from.items():  # the side that hung up goes dead
+        stereo[0 if party == "agent" else 1, int(at_s * RATE_HZ) :] = 0.0
     labels["duration_s"] = round(n / RATE_HZ, 3)
     labels["speeds"] = {"agent": round(c.agent_speed, 3), "customer": round(c.customer_speed, 3)}
     return np.clip(stereo, -1, 1)
@@ -574,11 +609,16 @@ def make_set(out: Path, *, count: int, seed: int) -> dict:
         name = f"hard_{seed}_{i:03d}.wav"
         sf.write(out / name, audio.T, RATE_HZ, subtype="ULAW")
         labels[name] = lab
-        rule_set[Path(name).stem] = {k: ({"status": v["status"], "redline": v["redline"]} if isinstance(v, dict)
-                                         else v) for k, v in rules.items()}
+        rule_set[Path(name).stem] = {
+            k: ({"status": v["status"], "redline": v["redline"]} if isinstance(v, dict) else v)
+            for k, v in rules.items()
+        }
     (out / "labels.json").write_text(json.dumps(labels, indent=1) + "\n", encoding="utf-8")
-    doc = {"format": "qa-audio-labels/1", "source": f"scripts/make_hard_set.py --count {count} --seed {seed}",
-           "calls": rule_set}
+    doc = {
+        "format": "qa-audio-labels/1",
+        "source": f"scripts/make_hard_set.py --count {count} --seed {seed}",
+        "calls": rule_set,
+    }
     (out / "rules.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return labels
 

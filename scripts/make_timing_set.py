@@ -61,7 +61,9 @@ def _peak(clip: np.ndarray) -> np.ndarray:
 def load_sources() -> Sources:
     for needed in (SHARED / "zh-speech", SHARED / "hold-music"):
         if not any(needed.glob("*.*")):
-            raise FileNotFoundError(f"{needed} is missing or empty: the labelled set needs ../shared beside the checkout")
+            raise FileNotFoundError(
+                f"{needed} is missing or empty: the labelled set needs ../shared beside the checkout"
+            )
     phrases: dict[str, list[Line]] = {}
     for entry in json.loads((PHRASES / "phrases.json").read_text(encoding="utf-8")):
         data, rate = sf.read(PHRASES / entry["file"], dtype="float32")
@@ -84,7 +86,7 @@ def speech_bounds(clip: np.ndarray) -> tuple[float, float]:
     (the real clips carry room noise before and after the words)."""
     hop = RATE_HZ // 50
     frames = clip[: len(clip) // hop * hop].reshape(-1, hop)
-    level = 20 * np.log10(np.sqrt(np.mean(frames ** 2, axis=1)) + 1e-9)
+    level = 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) + 1e-9)
     active = np.flatnonzero(level > max(level.max() - 30, np.percentile(level, 10) + 15))
     return active[0] * hop / RATE_HZ, (active[-1] + 1) * hop / RATE_HZ
 
@@ -114,8 +116,14 @@ def compose(rng: np.random.Generator, src: Sources) -> tuple[np.ndarray, dict, d
         return P[kind][int(rng.integers(len(P[kind])))]
 
     rings = int(rng.choice([0, 0, 1, 2, 3, 4, 5]))
-    labels = {"rings": rings, "holds": [], "agent_interruptions": [], "customer_interruptions": [],
-              "backchannels": [], "dead_air": []}
+    labels = {
+        "rings": rings,
+        "holds": [],
+        "agent_interruptions": [],
+        "customer_interruptions": [],
+        "backchannels": [],
+        "dead_air": [],
+    }
     ring = ringback(rings)
     if rings:
         t = (rings - 1) * 5.0 + 1.0 + float(rng.uniform(0.5, 3.0))
@@ -149,14 +157,14 @@ def compose(rng: np.random.Generator, src: Sources) -> tuple[np.ndarray, dict, d
     agent_queue: list[Line] = []
     rules: dict = {r: {"status": greeting.facts[r]} for r in ("GRT-1", "GRT-2", "GRT-3")}
     rules["ANS-2"] = {"status": "n/a" if rings <= 3 else ("pass" if greeting.facts["apology"] else "fail")}
-    if rng.random() < 0.35:                                      # CNF-1: the customer gives a number
+    if rng.random() < 0.35:  # CNF-1: the customer gives a number
         which = int(rng.integers(len(P["number"])))
         customer_queue.append(P["number"][which])
         agent_queue.append(P["confirm"][which] if rng.random() < 0.55 else choose("no_confirm"))
-    if rng.random() < 0.3:                                       # EMP-1: the customer complains
+    if rng.random() < 0.3:  # EMP-1: the customer complains
         customer_queue.append(choose("complaint"))
         agent_queue.append(choose("empathy") if rng.random() < 0.55 else neutral("agent"))
-    if rng.random() < 0.35:                                      # BAN-1
+    if rng.random() < 0.35:  # BAN-1
         severe = rng.random() < 0.3
         banned = [b for b in P["banned"] if b.facts["severe"] == severe]
         agent_queue.insert(int(rng.integers(len(agent_queue) + 1)), banned[int(rng.integers(len(banned)))])
@@ -210,12 +218,12 @@ def compose(rng: np.random.Generator, src: Sources) -> tuple[np.ndarray, dict, d
             marks["EMP-1"] = _span(start, end)
         if party == "customer" and end - start > 3.0:
             if want_agent_int:
-                at = float(rng.uniform(start + 1.0, end - 1.5))   # talks over at least 1.5 s of the customer
-                a_start, a_end = place("agent", at, neutral("agent", min_s=1.5))   # substantive, not a backchannel
+                at = float(rng.uniform(start + 1.0, end - 1.5))  # talks over at least 1.5 s of the customer
+                a_start, a_end = place("agent", at, neutral("agent", min_s=1.5))  # substantive, not a backchannel
                 labels["agent_interruptions"].append(round(a_start, 3))
                 end = max(end, a_end)
                 want_agent_int = False
-                party = "agent"        # the agent took the floor; the customer speaks next
+                party = "agent"  # the agent took the floor; the customer speaks next
             elif want_backchannel:
                 length = float(rng.uniform(0.3, 0.7))
                 while True:
@@ -225,7 +233,7 @@ def compose(rng: np.random.Generator, src: Sources) -> tuple[np.ndarray, dict, d
                         break
                 begin = int((lo + float(rng.uniform(0, hi - lo - length))) * RATE_HZ)
                 size = int(length * RATE_HZ)
-                piece = bc[begin: begin + size] * np.hanning(size)
+                piece = bc[begin : begin + size] * np.hanning(size)
                 at = float(rng.uniform(start + 0.8, end - length - 0.3))
                 call.agent.append((at, piece))
                 labels["backchannels"].append(round(at, 3))
@@ -249,21 +257,22 @@ def compose(rng: np.random.Generator, src: Sources) -> tuple[np.ndarray, dict, d
             waits = []
             if rng.random() < 0.5 and length > 20:
                 first = length * float(rng.uniform(0.35, 0.6))
-                call.agent.append((m_at, music[offset: offset + int(first * RATE_HZ)]))
+                call.agent.append((m_at, music[offset : offset + int(first * RATE_HZ)]))
                 # a brief check-in ("还在为您查询，请您再稍等一下")
                 ci_start, ci_end = place("agent", m_at + first + 0.5, choose("check_in"))
                 waits.append([round(hold_start, 3), round(ci_start, 3)])
                 rest_at = ci_end + 0.5
                 rest = length - first
-                call.agent.append((rest_at, music[offset + int(first * RATE_HZ): offset + int(length * RATE_HZ)]))
+                call.agent.append((rest_at, music[offset + int(first * RATE_HZ) : offset + int(length * RATE_HZ)]))
                 m_end = rest_at + rest
                 wait_from = ci_end
             else:
-                call.agent.append((m_at, music[offset: offset + int(length * RATE_HZ)]))
+                call.agent.append((m_at, music[offset : offset + int(length * RATE_HZ)]))
                 m_end = m_at + length
                 wait_from = hold_start
-            r_start, r_end = place("agent", m_end + float(rng.uniform(0.3, 1.0)),
-                                   choose("thanks" if hold_thanks else "no_thanks"))
+            r_start, r_end = place(
+                "agent", m_end + float(rng.uniform(0.3, 1.0)), choose("thanks" if hold_thanks else "no_thanks")
+            )
             marks["HLD-3"] = _span(r_start, r_end)
             rules["HLD-3"] = {"status": "pass" if hold_thanks else "fail"}
             waits.append([round(wait_from, 3), round(r_start, 3)])
@@ -293,7 +302,7 @@ def compose(rng: np.random.Generator, src: Sources) -> tuple[np.ndarray, dict, d
     for channel, parts in ((0, call.agent), (1, call.customer)):
         for at, clip in parts:
             i = int(at * RATE_HZ)
-            stereo[channel, i: i + len(clip)] += clip[: n - i]
+            stereo[channel, i : i + len(clip)] += clip[: n - i]
     band = butter(4, [300, 3400], btype="bandpass", fs=RATE_HZ, output="sos")
     noise_dbfs = float(rng.uniform(-62, -48))
     stereo = sosfilt(band, stereo, axis=1) + rng.normal(0, 10 ** (noise_dbfs / 20), stereo.shape)
@@ -307,7 +316,7 @@ def rule_labels(rules: dict, marks: dict, timing: dict, spoken: dict) -> dict:
     out = {rule: value["status"] for rule, value in rules.items()}
     redline = {rule for rule, value in rules.items() if value.get("redline")}
     out.setdefault("BAN-1", "pass")
-    if out.get("CNF-1") == "pending":            # the number came too late for an answer
+    if out.get("CNF-1") == "pending":  # the number came too late for an answer
         out["CNF-1"] = "fail"
     out.setdefault("CNF-1", "n/a")
     out.setdefault("EMP-1", "n/a")
@@ -315,14 +324,19 @@ def rule_labels(rules: dict, marks: dict, timing: dict, spoken: dict) -> dict:
     out.setdefault("HLD-3", "n/a")
     waits = [w[1] - w[0] for h in timing["holds"] for w in h["waits"]]
     rate = spoken["agent_chars"] / spoken["agent_s"] if spoken["agent_s"] else None
-    out.update({
-        "ANS-1": "fail" if timing["rings"] > 3 else "pass",
-        "HLD-2": "n/a" if not waits else ("fail" if max(waits) > 30 else "pass"),
-        "SIL-1": "fail" if any(b - a > 10 for a, b in timing["dead_air"]) else "pass",
-        "LST-1": "fail" if len(timing["agent_interruptions"]) > 1 else "pass",
-        "LST-2": "pass", "LST-3": "pass", "BAN-2": "pass", "CLS-3": "n/a",
-        "VOC-1": "pass" if rate is None or 3 <= rate <= 6 else "fail",
-    })
+    out.update(
+        {
+            "ANS-1": "fail" if timing["rings"] > 3 else "pass",
+            "HLD-2": "n/a" if not waits else ("fail" if max(waits) > 30 else "pass"),
+            "SIL-1": "fail" if any(b - a > 10 for a, b in timing["dead_air"]) else "pass",
+            "LST-1": "fail" if len(timing["agent_interruptions"]) > 1 else "pass",
+            "LST-2": "pass",
+            "LST-3": "pass",
+            "BAN-2": "pass",
+            "CLS-3": "n/a",
+            "VOC-1": "pass" if rate is None or 3 <= rate <= 6 else "fail",
+        }
+    )
     labelled = {}
     for rule, status in sorted(out.items()):
         if status == "fail" and rule in marks:
@@ -365,8 +379,13 @@ def make_set(out: Path, *, count: int, seed: int, config_path: str | None = None
         rule_set[Path(name).stem] = rules
         scores[Path(name).stem] = label_score(rules, config)
     (out / "labels.json").write_text(json.dumps(labels, indent=1) + "\n", encoding="utf-8")
-    backtest = {"format": "qa-audio-labels/1", "source": f"scripts/make_timing_set.py --count {count} --seed {seed}",
-                "rulebook": config.rulebook, "calls": rule_set, "scores": scores}
+    backtest = {
+        "format": "qa-audio-labels/1",
+        "source": f"scripts/make_timing_set.py --count {count} --seed {seed}",
+        "rulebook": config.rulebook,
+        "calls": rule_set,
+        "scores": scores,
+    }
     (out / "rules.json").write_text(json.dumps(backtest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return labels
 

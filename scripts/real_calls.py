@@ -17,9 +17,9 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa_audio.audio import load_audio  # noqa: E402
 from qa_audio.config import load_config  # noqa: E402
 from qa_audio.pipeline import analyze_acoustics, measure_timing  # noqa: E402
+from qa_audio.signal.audio import load_audio  # noqa: E402
 
 CALLS = ROOT.parent / "shared" / "realdata" / "calls-en"
 
@@ -50,11 +50,16 @@ def main(out_dir: Path = Path("/tmp")) -> int:
                 o = a.overlap_s(c)
                 if o > 0:
                     s, e = max(a.start_s, c.start_s), min(a.end_s, c.end_s)
-                    print(f"   overtalk {s:6.1f}-{e:6.1f} s ({o:.2f} s): agent {level_dbfs(agent, rate, s, e):.0f} dBFS,"
-                          f" caller {level_dbfs(caller, rate, s, e):.0f} dBFS")
+                    print(
+                        f"   overtalk {s:6.1f}-{e:6.1f} s ({o:.2f} s): agent {level_dbfs(agent, rate, s, e):.0f} dBFS,"
+                        f" caller {level_dbfs(caller, rate, s, e):.0f} dBFS"
+                    )
         for d in timing.dead_air:
-            print(f"   dead air {d.start_s:6.1f}-{d.end_s:6.1f} s: agent {level_dbfs(agent, rate, d.start_s, d.end_s):.0f}"
-                  f" dBFS, caller {level_dbfs(caller, rate, d.start_s, d.end_s):.0f} dBFS")
+            print(
+                f"   dead air {d.start_s:6.1f}-{d.end_s:6.1f} s:"
+                f" agent {level_dbfs(agent, rate, d.start_s, d.end_s):.0f}"
+                f" dBFS, caller {level_dbfs(caller, rate, d.start_s, d.end_s):.0f} dBFS"
+            )
         for i in timing.interruptions:
             print(f"   interruption at {i.at_s:.1f} s by {i.by}, overlap {i.overlap_s:.2f} s")
     return 0

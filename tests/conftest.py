@@ -35,7 +35,7 @@ def sample_store(scorer, tmp_path_factory):
     """The bundled sample calls batch-scored once, with their metadata, into a results store."""
     import io
 
-    from qa_audio.batch import Progress, run_batch
+    from qa_audio.batch.runner import Progress, run_batch
 
     db = tmp_path_factory.mktemp("sample_store") / "results.sqlite"
     summary = run_batch(SAMPLES, db=db, config=scorer.config, scorer=scorer, metadata_csv=SAMPLES / "calls.csv",
@@ -47,7 +47,7 @@ def sample_store(scorer, tmp_path_factory):
 @pytest.fixture(scope="session")
 def sample_results(sample_store, expected):
     """Every bundled sample call's result, as scored with the real model (the result contract)."""
-    from qa_audio.store import open_store
+    from qa_audio.results.store import open_store
 
     with open_store(sample_store) as store:
         return {name: store.find_call(Path(name).stem).result for name in expected}

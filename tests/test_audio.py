@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from qa_audio.audio import load_audio
 from qa_audio.errors import AudioError
+from qa_audio.signal.audio import load_audio
 
 
 def tone(rate_hz, seconds=1.0, channels=2, f_hz=440.0):

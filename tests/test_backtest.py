@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
-from qa_audio.backtest import LabelsError, backtest, load_labels, with_setting
+
+from qa_audio.batch.backtest import LabelsError, backtest, load_labels, with_setting
 from qa_audio.errors import QAError
 
 TARGET_RULES = ("GRT-1", "GRT-2", "GRT-3", "BAN-1", "CLS-1", "CLS-2", "ANS-2", "HLD-1", "HLD-3")
@@ -93,8 +93,9 @@ def test_sweep_settings_are_validated(config):
 @pytest.fixture(scope="module")
 def labelled_store(scorer, tmp_path_factory):
     """Four calls of the labelled set (scripts/make_timing_set.py), batch-scored with the real model."""
-    from qa_audio.batch import Progress, run_batch
     from test_timing_set import load_script
+
+    from qa_audio.batch.runner import Progress, run_batch
 
     folder = tmp_path_factory.mktemp("labelled")
     load_script("make_timing_set").make_set(folder / "calls", count=4, seed=11)

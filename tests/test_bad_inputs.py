@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 pytestmark = pytest.mark.asr
@@ -33,7 +32,7 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def batch_run(corpus, tmp_path_factory):
-    folder, manifest = corpus
+    folder, _manifest = corpus
     db = tmp_path_factory.mktemp("store") / "qa.db"
     proc = subprocess.run([sys.executable, "-m", "qa_audio", "batch", str(folder), "--db", str(db)],
                           capture_output=True, text=True, timeout=900, cwd=ROOT)
@@ -50,9 +49,9 @@ def test_corpus_has_at_least_fifty_kinds(corpus):
 
 
 def test_batch_gives_each_bad_input_its_cause_and_never_passes_silence(corpus, batch_run):
-    from qa_audio.store import open_store
+    from qa_audio.results.store import open_store
 
-    folder, manifest = corpus
+    _folder, manifest = corpus
     db, proc = batch_run
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
@@ -102,8 +101,13 @@ def test_score_prints_one_line_per_bad_file_and_exits_2(corpus):
 
 def test_unscorable_call_in_the_result_contract(corpus):
     folder, _ = corpus
-    proc = subprocess.run([sys.executable, "-m", "qa_audio", "score", "--json", str(folder / "01-digital-silence-stereo.wav")],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "qa_audio", "score", "--json", str(folder / "01-digital-silence-stereo.wav")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["verdict"] == "unscorable" and result["score"] is None

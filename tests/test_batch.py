@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-
 from conftest import ROOT, SAMPLES
 
 GOOD_NAMES = ("20261103-091500_A1023_inbound.wav", "call_b.wav", "sub/call_c.wav")
@@ -48,7 +47,7 @@ class NoASR:
 
 
 def quiet_progress():
-    from qa_audio.batch import Progress
+    from qa_audio.batch.runner import Progress
 
     return Progress(0, stream=io.StringIO(), tty=False)
 
@@ -79,7 +78,7 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_run(folder, scorer, tmp_path_factory):
-    from qa_audio.batch import run_batch
+    from qa_audio.batch.runner import run_batch
 
     work = tmp_path_factory.mktemp("store")
     csv = work / "calls.csv"
@@ -110,17 +109,23 @@ def test_batch_scores_every_call_and_records_every_error(first_run):
     assert rows(db, "SELECT COUNT(*) FROM timing")[0][0] == 3
     assert rows(db, "SELECT COUNT(DISTINCT analysis_id) FROM segments")[0][0] == 3
     scores = dict(rows(db, "SELECT c.call_id, r.score FROM calls c JOIN results r ON r.id = c.current_result_id"))
-    assert scores == {"20261103-091500_A1023_inbound": 75.0, "call_b": 75.0, "call_c": 70.0}   # call_c: the CSV says the agent hung up
-    cls3 = json.loads(rows(db, "SELECT r.result_json FROM calls c JOIN results r ON r.id = c.current_result_id"
-                               " WHERE c.call_id = 'call_c'")[0][0])
+    # call_c: the CSV says the agent hung up
+    assert scores == {"20261103-091500_A1023_inbound": 75.0, "call_b": 75.0, "call_c": 70.0}
+    cls3 = json.loads(
+        rows(
+            db,
+            "SELECT r.result_json FROM calls c JOIN results r ON r.id = c.current_result_id WHERE c.call_id = 'call_c'",
+        )[0][0]
+    )
     cls3 = next(f for f in cls3["findings"] if f["rule"] == "CLS-3")
     assert cls3["status"] == "fail" and "agent hung up first" in cls3["evidence"][0]["text"]
     # one JSON file per call, in the result contract, with the metadata beside it
     files = sorted((work / "json").glob("*.json"))
     assert len(files) == 3
     result = json.loads(files[0].read_text(encoding="utf-8"))
-    assert {"call_id", "score", "verdict", "audio", "timing", "findings", "transcript", "versions",
-            "metadata"} <= set(result)
+    assert {"call_id", "score", "verdict", "audio", "timing", "findings", "transcript", "versions", "metadata"} <= set(
+        result
+    )
     # the cron log: timestamped lines
     assert "same audio as" in log and "error" in log
     assert all(line[:4].isdigit() for line in log.splitlines())
@@ -128,10 +133,16 @@ def test_batch_scores_every_call_and_records_every_error(first_run):
 
 
 def test_metadata_from_sidecar_and_file_name_missing_reported(first_run):
-    summary, work, log = first_run
+    summary, work, _log = first_run
     db = work / "results.sqlite"
-    meta = {row[0]: row[1:] for row in rows(db, "SELECT call_id, agent_id, agent_name, team, call_time, direction,"
-                                                " hangup_side, metadata_source, metadata_missing FROM calls")}
+    meta = {
+        row[0]: row[1:]
+        for row in rows(
+            db,
+            "SELECT call_id, agent_id, agent_name, team, call_time, direction,"
+            " hangup_side, metadata_source, metadata_missing FROM calls",
+        )
+    }
     assert meta["call_b"] == ("A2088", "王芳", "二组", "2026-11-03T10:20:00", "inbound", "customer", "csv", None)
     # an unreadable call_time is reported with file, line and field, and the value left out
     assert any("calls.csv:3: call_time" in p for p in summary.problems)
@@ -143,14 +154,20 @@ def test_metadata_from_sidecar_and_file_name_missing_reported(first_run):
 
 
 def test_rerun_with_nothing_changed_runs_no_asr(first_run, folder, scorer):
-    from qa_audio.batch import run_batch
+    from qa_audio.batch.runner import run_batch
     from qa_audio.pipeline import Scorer
 
     _, work, _ = first_run
     idle = Scorer(scorer.config, model=NoASR(), model_info=scorer._model_info)
-    (work / "json" / "call_b.json").unlink()                  # a lost JSON file is written again
-    summary = run_batch(folder, db=work / "results.sqlite", config=scorer.config, scorer=idle,
-                        out_dir=work / "json", progress=quiet_progress())
+    (work / "json" / "call_b.json").unlink()  # a lost JSON file is written again
+    summary = run_batch(
+        folder,
+        db=work / "results.sqlite",
+        config=scorer.config,
+        scorer=idle,
+        out_dir=work / "json",
+        progress=quiet_progress(),
+    )
     assert (summary.scored, summary.rescored, summary.skipped, summary.failed) == (0, 0, 4, 3)
     assert (work / "json" / "call_b.json").exists()
     db = work / "results.sqlite"
@@ -158,11 +175,12 @@ def test_rerun_with_nothing_changed_runs_no_asr(first_run, folder, scorer):
     assert rows(db, "SELECT COUNT(*), SUM(attempts) FROM errors")[0] == (3, 6)
     # a rerun without the sidecar CSV keeps the metadata it gave
     assert rows(db, "SELECT agent_id, agent_name, metadata_source FROM calls WHERE call_id = 'call_b'") == [
-        ("A2088", "王芳", "csv")]
+        ("A2088", "王芳", "csv")
+    ]
 
 
 def test_rescore_after_a_rulebook_change_updates_scores_without_asr(first_run, scorer, tmp_path):
-    from qa_audio.batch import run_batch
+    from qa_audio.batch.runner import run_batch
     from qa_audio.config import load_config
     from qa_audio.pipeline import Scorer
 
@@ -171,22 +189,42 @@ def test_rescore_after_a_rulebook_change_updates_scores_without_asr(first_run, s
     path = tmp_path / "configs" / "default.yaml"
     text = path.read_text(encoding="utf-8")
     assert "weight: 15" in text
-    path.write_text(text.replace('version: "2026.11-2"', 'version: "2026.11-3"').replace("weight: 15", "weight: 20", 1),
-                    encoding="utf-8")
+    path.write_text(
+        text.replace('version: "2026.11-2"', 'version: "2026.11-3"').replace("weight: 15", "weight: 20", 1),
+        encoding="utf-8",
+    )
     changed = load_config(path)
     _, work, _ = first_run
     db = work / "results.sqlite"
-    summary = run_batch(None, db=db, config=changed, rescore=True, progress=quiet_progress(),
-                        scorer=Scorer(changed, model=NoASR(), model_info=scorer._model_info))
+    summary = run_batch(
+        None,
+        db=db,
+        config=changed,
+        rescore=True,
+        progress=quiet_progress(),
+        scorer=Scorer(changed, model=NoASR(), model_info=scorer._model_info),
+    )
     assert (summary.rescored, summary.scored, summary.failed) == (3, 0, 0)
-    current = rows(db, "SELECT c.call_id, r.score, r.rulebook FROM calls c JOIN results r"
-                       " ON r.id = c.current_result_id ORDER BY c.call_id")
-    assert current == [("20261103-091500_A1023_inbound", 70.0, changed.rulebook), ("call_b", 70.0, changed.rulebook),
-                       ("call_c", 65.0, changed.rulebook)]      # GRT-1 now costs 20, not 15 (call_c: CLS-3 too)
-    assert rows(db, "SELECT COUNT(*) FROM results")[0][0] == 6   # the old results are kept
+    current = rows(
+        db,
+        "SELECT c.call_id, r.score, r.rulebook FROM calls c JOIN results r"
+        " ON r.id = c.current_result_id ORDER BY c.call_id",
+    )
+    assert current == [
+        ("20261103-091500_A1023_inbound", 70.0, changed.rulebook),
+        ("call_b", 70.0, changed.rulebook),
+        ("call_c", 65.0, changed.rulebook),
+    ]  # GRT-1 now costs 20, not 15 (call_c: CLS-3 too)
+    assert rows(db, "SELECT COUNT(*) FROM results")[0][0] == 6  # the old results are kept
     # rescoring again with the same rulebook does nothing
-    again = run_batch(None, db=db, config=changed, rescore=True, progress=quiet_progress(),
-                      scorer=Scorer(changed, model=NoASR(), model_info=scorer._model_info))
+    again = run_batch(
+        None,
+        db=db,
+        config=changed,
+        rescore=True,
+        progress=quiet_progress(),
+        scorer=Scorer(changed, model=NoASR(), model_info=scorer._model_info),
+    )
     assert (again.rescored, again.skipped) == (0, 3)
 
 
@@ -218,12 +256,12 @@ def test_batch_refuses_an_unusable_store_or_config(tmp_path):
 
 def test_store_migrations_and_a_newer_schema(tmp_path):
     from qa_audio.errors import StoreError
-    from qa_audio.store import MIGRATIONS, open_store
+    from qa_audio.results.store import MIGRATIONS, open_store
 
     db = tmp_path / "r.sqlite"
     with open_store(db) as store:
         assert store.schema_version == len(MIGRATIONS)
-    with open_store(db) as store:                    # reopening migrates nothing twice
+    with open_store(db) as store:  # reopening migrates nothing twice
         assert store.schema_version == len(MIGRATIONS)
     conn = sqlite3.connect(db)
     conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
@@ -233,18 +271,16 @@ def test_store_migrations_and_a_newer_schema(tmp_path):
 
 
 def test_two_batches_cannot_write_one_store_at_once(tmp_path):
-    from qa_audio.batch import _Lock
+    from qa_audio.batch.runner import _Lock
     from qa_audio.errors import StoreError
 
     db = tmp_path / "r.sqlite"
-    with _Lock(db):
-        with pytest.raises(StoreError, match="another batch"):
-            with _Lock(db):
-                pass
+    with _Lock(db), pytest.raises(StoreError, match="another batch"), _Lock(db):
+        pass
 
 
 def test_progress_bar_on_a_terminal():
-    from qa_audio.batch import Progress
+    from qa_audio.batch.runner import Progress
 
     stream = io.StringIO()
     progress = Progress(4, stream=stream, tty=True)
@@ -297,7 +333,7 @@ def test_sigkill_mid_batch_then_rerun_gives_exactly_one_row_per_call(tmp_path):
     # 3: the next run resumes and finishes
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
-    assert f"{len(good)} scored" not in done.stderr                 # only what the killed runs left
+    assert f"{len(good)} scored" not in done.stderr  # only what the killed runs left
     assert rows(db, "SELECT COUNT(*), COUNT(DISTINCT call_pk) FROM results")[0] == (len(good), len(good))
     assert rows(db, "SELECT COUNT(*) FROM calls WHERE current_result_id IS NOT NULL")[0][0] == len(good)
     assert rows(db, "SELECT COUNT(*), COUNT(DISTINCT path) FROM errors")[0] == (len(bad), len(bad))
@@ -327,16 +363,18 @@ def test_parallel_workers_give_the_same_results(tmp_path, first_run):
 
 def test_dask_cluster_batch_lands_in_the_same_store(tmp_path, config):
     distributed = pytest.importorskip("distributed")
-    from qa_audio.batch import run_batch
+    from qa_audio.batch.runner import run_batch
 
     folder = tmp_path / "rec"
     make_variants(SAMPLES / "bad_greeting.wav", folder, ["dask_a.wav"])
     add_broken(folder)
     db = tmp_path / "results.sqlite"
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  worker_class=distributed.Nanny) as cluster:
-        summary = run_batch(folder, db=db, config=config, scheduler=cluster.scheduler_address,
-                            progress=quiet_progress())
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, worker_class=distributed.Nanny
+    ) as cluster:
+        summary = run_batch(
+            folder, db=db, config=config, scheduler=cluster.scheduler_address, progress=quiet_progress()
+        )
     assert (summary.scored, summary.failed) == (1, 2)
     assert rows(db, "SELECT score, verdict FROM results") == [(75.0, "fail")]
     assert rows(db, "SELECT scheduler FROM runs")[0][0] == cluster.scheduler_address

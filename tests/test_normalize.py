@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import shared
-from qa_audio.normalize import TextNormalizer, digits_for_run, fuzzy_syllable
+
+from qa_audio.speech.normalize import TextNormalizer, digits_for_run, fuzzy_syllable
 
 norm = TextNormalizer()
 

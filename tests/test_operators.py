@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from conftest import ROOT
+
 from qa_audio.config import Anchor, Condition, Window, load_config
-from qa_audio.rules import PhraseMatcher, evaluate, explain
-from qa_audio.score import score_findings
-from qa_audio.spans import Span
-from qa_audio.timing import analyze_timing
-from qa_audio.transcribe import Utterance, Word
+from qa_audio.judge.rules import PhraseMatcher, evaluate, explain
+from qa_audio.judge.score import score_findings
+from qa_audio.judge.timing import analyze_timing
+from qa_audio.signal.spans import Span
+from qa_audio.speech.transcribe import Utterance, Word
 
 OPENING = "您好中联融资客服中心工号1023为您服务请问有什么可以帮您"
 CLOSING_AT = 200
@@ -126,8 +126,11 @@ def test_switching_a_disabled_rule_on_makes_it_count(config, matcher):
             utt("agent", 22, "非常抱歉给您带来不便我理解您的心情")] + closing()
     found, _ = judge(on, matcher, kind, timing=timing_for(on, kind))
     assert found["EMP-1"].status == "pass"
-    before = [utt("agent", 0, "您好中联融资客服中心工号1023很抱歉我理解您的心情"),       # before the complaint: too early
-              utt("customer", 15, "你们的服务太差了我要投诉"), utt("agent", 22, "这是系统自动扣的费用")] + closing()
+    before = [
+        utt("agent", 0, "您好中联融资客服中心工号1023很抱歉我理解您的心情"),  # before the complaint: too early
+        utt("customer", 15, "你们的服务太差了我要投诉"),
+        utt("agent", 22, "这是系统自动扣的费用"),
+    ] + closing()
     found, _ = judge(on, matcher, before, timing=timing_for(on, before))
     assert found["EMP-1"].status == "fail"
     calm = [utt("agent", 0, OPENING), utt("customer", 15, "我想查询还款日期")] + closing()
@@ -137,11 +140,14 @@ def test_switching_a_disabled_rule_on_makes_it_count(config, matcher):
 def test_exclusions_and_exact_only_matching(config, matcher):
     rude = [utt("agent", 0, OPENING), utt("customer", 15, "我要改地址"), utt("agent", 20, "你说什么")] + closing()
     assert judge(config, matcher, rude)[0]["LST-3"].status == "fail"
-    question = [utt("agent", 0, OPENING), utt("customer", 15, "我明天再打"), utt("agent", 20, "你说什么时候方便")] \
-        + closing()
-    assert judge(config, matcher, question)[0]["LST-3"].status == "pass"          # excluded: a real question
+    question = [
+        utt("agent", 0, OPENING),
+        utt("customer", 15, "我明天再打"),
+        utt("agent", 20, "你说什么时候方便"),
+    ] + closing()
+    assert judge(config, matcher, question)[0]["LST-3"].status == "pass"  # excluded: a real question
     near = [utt("agent", 0, "喂你有什么事")] + closing()
-    assert judge(config, matcher, near)[0]["LST-3"].status == "pass"               # 你有什么 is not 你说什么
+    assert judge(config, matcher, near)[0]["LST-3"].status == "pass"  # 你有什么 is not 你说什么
 
 
 def test_red_line_severity_fails_the_call_outright(config, matcher):
@@ -152,26 +158,45 @@ def test_red_line_severity_fails_the_call_outright(config, matcher):
 
 
 def test_short_phrases_count_only_on_word_boundaries(config):
-    acks = dataclasses.replace(config.rule("CLS-2"), id="LST-9", any_of=("ack",), exclude=(), window=Window(),
-                               role="agent")
-    lex = dataclasses.replace(config.lexicons["farewell"], name="ack",
-                              entries=tuple(dataclasses.replace(e, text=t) for e, t in
-                                            zip(config.lexicons["farewell"].entries, ("是", "对", "好", "嗯"))))
+    acks = dataclasses.replace(
+        config.rule("CLS-2"), id="LST-9", any_of=("ack",), exclude=(), window=Window(), role="agent"
+    )
+    lex = dataclasses.replace(
+        config.lexicons["farewell"],
+        name="ack",
+        entries=tuple(
+            dataclasses.replace(e, text=t)
+            for e, t in zip(config.lexicons["farewell"].entries, ("是", "对", "好", "嗯"))
+        ),
+    )
     cfg = dataclasses.replace(config, rules=(acks,), lexicons={"ack": lex})
     m = PhraseMatcher(cfg)
-    assert judge(cfg, m, [utt("agent", 0, "这是系统按照合同扣的")])[0]["LST-9"].status == "fail"   # 是 inside 这是
+    assert judge(cfg, m, [utt("agent", 0, "这是系统按照合同扣的")])[0]["LST-9"].status == "fail"  # 是 inside 这是
     assert judge(cfg, m, [utt("agent", 0, "是的您说")])[0]["LST-9"].status == "pass"
 
 
 def test_n_of_counts_and_windows_before_the_end(config, matcher):
-    rule = dataclasses.replace(config.rule("CLS-2"), id="CLS-8", any_of=(), n_of=("anything_else", "farewell"),
-                               n_of_count=2, window=Window(start="end", within_s=15))
+    rule = dataclasses.replace(
+        config.rule("CLS-2"),
+        id="CLS-8",
+        any_of=(),
+        n_of=("anything_else", "farewell"),
+        n_of_count=2,
+        window=Window(start="end", within_s=15),
+    )
     cfg = dataclasses.replace(config, rules=(rule,))
     found, _ = judge(cfg, matcher, [utt("agent", 0, OPENING)] + closing())
     assert found["CLS-8"].status == "pass"
-    found, _ = judge(cfg, matcher, [utt("agent", 0, OPENING), utt("agent", CLOSING_AT - 60, "请问还有其他可以帮您的吗"),
-                                    utt("agent", CLOSING_AT, "感谢您的来电再见")])
-    assert found["CLS-8"].status == "fail" and "1 of" in found["CLS-8"].detail      # the question was too early
+    found, _ = judge(
+        cfg,
+        matcher,
+        [
+            utt("agent", 0, OPENING),
+            utt("agent", CLOSING_AT - 60, "请问还有其他可以帮您的吗"),
+            utt("agent", CLOSING_AT, "感谢您的来电再见"),
+        ],
+    )
+    assert found["CLS-8"].status == "fail" and "1 of" in found["CLS-8"].detail  # the question was too early
     counted = dataclasses.replace(config.rule("BAN-1"), id="BAN-8", redline_lexicons=(), max_count=1)
     cfg = dataclasses.replace(config, rules=(counted,))
     once = [utt("agent", 0, OPENING), utt("agent", 20, "这我不清楚")]
@@ -180,13 +205,17 @@ def test_n_of_counts_and_windows_before_the_end(config, matcher):
 
 
 def test_after_anchor_and_metric_conditions(config, matcher):
-    rule = dataclasses.replace(config.rule("CLS-1"), id="CLS-7", window=Window(),
-                               after=Anchor("organisation", "agent"),
-                               when=(Condition(metric="rings", above=0),))
+    rule = dataclasses.replace(
+        config.rule("CLS-1"),
+        id="CLS-7",
+        window=Window(),
+        after=Anchor("organisation", "agent"),
+        when=(Condition(metric="rings", above=0),),
+    )
     cfg = dataclasses.replace(config, rules=(rule,))
     calls = shifted([utt("agent", 0, "请问还有其他可以帮您的吗"), utt("agent", 10, "您好中联融资客服中心工号1023")], 12)
     found, _ = judge(cfg, matcher, calls, timing=timing_for(cfg, calls, rings=2))
-    assert found["CLS-7"].status == "fail"                       # the only hit is before the anchor
+    assert found["CLS-7"].status == "fail"  # the only hit is before the anchor
     found, _ = judge(cfg, matcher, calls, timing=timing_for(cfg, calls, rings=0))
     assert found["CLS-7"].status == "n/a" and "applies only when rings > 0" in found["CLS-7"].detail
 
@@ -224,7 +253,7 @@ def test_another_companys_rulebook_needs_no_code(config):
     rail = load_config(ROOT / "configs" / "rail.yaml")
     assert "GRT-3" not in {r.id for r in rail.rules}
     assert rail.lexicons["organisation"].path.endswith("lexicons/rail/organisation.txt")
-    assert rail.lexicons["anything_else"].path == config.lexicons["anything_else"].path     # shared, not copied
+    assert rail.lexicons["anything_else"].path == config.lexicons["anything_else"].path  # shared, not copied
     greeting = [utt("agent", 0, "您好高铁客服中心工号3215很高兴为您服务请问有什么可以帮您")] + closing()
     rude = greeting[:1] + [utt("agent", 20, "这不归我们管")] + greeting[1:]
     ours, theirs = PhraseMatcher(config), PhraseMatcher(rail)
@@ -238,31 +267,49 @@ def test_speech_without_recognised_words_is_still_a_turn(scorer):
     """The agent's last word is a lone 嗯 Whisper returns nothing for: CLS-2 looks at it, not the line before."""
     from qa_audio.pipeline import Analysis
 
-    said = [utt("agent", 0.5, OPENING), utt("customer", 9, "我想查询还款日期"), utt("agent", 14, "感谢您的耐心等待还款日是15号"),
-            utt("customer", 20, "好的没有了")]
+    said = [
+        utt("agent", 0.5, OPENING),
+        utt("customer", 9, "我想查询还款日期"),
+        utt("agent", 14, "感谢您的耐心等待还款日是15号"),
+        utt("customer", 20, "好的没有了"),
+    ]
     regions = {"agent": [[0.4, 7.3], [13.9, 17.6], [25.0, 25.3]], "customer": [[8.9, 11.1], [19.9, 22.6]]}
-    analysis = Analysis.from_dict({
-        "audio": {"path": "/calls/ends_on_hum.wav", "duration_s": 27.0, "sample_rate_hz": 8000, "channels": 2},
-        "acoustics": {"duration_s": 27.0, "roles": {"agent": 0, "customer": 1}, "regions": regions,
-                      "ring_bursts": [], "music": [], "levels_dbfs": {"agent": -20.0, "customer": -20.0},
-                      "voiced": regions},
-        "utterances": [u.to_dict(words=True) for u in said], "model": "test", "key": "k"})
+    analysis = Analysis.from_dict(
+        {
+            "audio": {"path": "/calls/ends_on_hum.wav", "duration_s": 27.0, "sample_rate_hz": 8000, "channels": 2},
+            "acoustics": {
+                "duration_s": 27.0,
+                "roles": {"agent": 0, "customer": 1},
+                "regions": regions,
+                "ring_bursts": [],
+                "music": [],
+                "levels_dbfs": {"agent": -20.0, "customer": -20.0},
+                "voiced": regions,
+            },
+            "utterances": [u.to_dict(words=True) for u in said],
+            "model": "test",
+            "key": "k",
+        }
+    )
     result = scorer.judge(analysis).to_dict()
     cls2 = next(f for f in result["findings"] if f["rule"] == "CLS-2")
-    assert cls2["status"] == "fail"                       # 感谢您的耐心等待 is not the farewell: it was not the last turn
+    assert cls2["status"] == "fail"  # 感谢您的耐心等待 is not the farewell: it was not the last turn
     assert cls2["evidence"][-1]["start_s"] == 25.0 and "no words recognised" in cls2["evidence"][-1]["text"]
-    assert [u["text"] for u in result["transcript"]] == [u.text for u in said]     # the transcript shows only words
+    assert [u["text"] for u in result["transcript"]] == [u.text for u in said]  # the transcript shows only words
 
 
-@pytest.mark.parametrize("greeting,status", [
-    ("您好中联融资客服中心八号为您服务请问有什么可以帮您", "pass"),           # seed 001's 中联融资客服中心XX号
-    ("您好我是六号客服中联融资客服中心请问有什么可以帮您", "pass"),
-    ("您好中联融资客服中心12号客服为您服务请问有什么可以帮您", "pass"),
-    ("您好中联融资客服中心工后五一千为您服务请问有什么可以帮您", "pass"),     # 工号5172 as Whisper base hears it
-    ("您好中联融资客服中心高耗五一千为您服务请问有什么可以帮您", "pass"),
-    ("您好中联融资客服中心请问有什么可以帮您您的还款日是每月15号", "fail"),  # a date is not an employee number
-    ("您好中联融资客服中心我是王丽请问有什么可以帮您", "fail"),
-])
+@pytest.mark.parametrize(
+    "greeting,status",
+    [
+        ("您好中联融资客服中心八号为您服务请问有什么可以帮您", "pass"),  # seed 001's 中联融资客服中心XX号
+        ("您好我是六号客服中联融资客服中心请问有什么可以帮您", "pass"),
+        ("您好中联融资客服中心12号客服为您服务请问有什么可以帮您", "pass"),
+        ("您好中联融资客服中心工后五一千为您服务请问有什么可以帮您", "pass"),  # 工号5172 as Whisper base hears it
+        ("您好中联融资客服中心高耗五一千为您服务请问有什么可以帮您", "pass"),
+        ("您好中联融资客服中心请问有什么可以帮您您的还款日是每月15号", "fail"),  # a date is not an employee number
+        ("您好中联融资客服中心我是王丽请问有什么可以帮您", "fail"),
+    ],
+)
 def test_employee_number_in_the_seeds_short_form_and_as_misheard(config, matcher, greeting, status):
     calls = [utt("agent", 1.0, greeting)] + closing()
     found, _ = judge(config, matcher, calls, timing=timing_for(config, calls))

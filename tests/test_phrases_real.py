@@ -7,7 +7,6 @@ this guard exists: a change that makes real-voice matching worse fails here, wha
 from __future__ import annotations
 
 import pytest
-
 from conftest import shared
 from test_timing_set import load_script
 
@@ -21,7 +20,7 @@ def test_real_voice_phrase_spotting_subset():
     assert report["recall"] >= 0.65          # decodes differ between machines: a margin of ~7 phrases
     assert report["false_alarm_overall"] <= 0.02
     assert report["false_alarms"]["unrelated"] <= 0.005
-    # re-checking against the audio (qa_audio.recheck) finds more of what was said and fewer near misses
+    # re-checking against the audio (qa_audio.judge.recheck) finds more of what was said and fewer near misses
     before = report["transcript_only"]
     assert report["rechecked"] > 0
     assert report["recall"] >= before["recall"] - 0.02

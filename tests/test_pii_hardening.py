@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, SAMPLES
 from test_privacy import unmasked_numbers
 
@@ -44,7 +43,7 @@ FORMS += [f"({MOBILE[:3]}) {MOBILE[3:7]}-{MOBILE[7:]}", f"{MOBILE[:3]}（{MOBILE
 
 @pytest.mark.parametrize("form", FORMS)
 def test_every_written_and_spoken_form_is_masked(form):
-    from qa_audio.privacy import mask_text
+    from qa_audio.results.privacy import mask_text
 
     text = f"好的，号码是{form}，您记一下"
     masked = mask_text(text)
@@ -59,7 +58,7 @@ def test_at_least_thirty_six_forms():
 
 
 def test_dates_times_amounts_and_ids_in_names_stay_readable():
-    from qa_audio.privacy import mask_text
+    from qa_audio.results.privacy import mask_text
 
     for text in ("2026.11.03 三点", "还款12345.67元，分3期", "工号1023，嗯，为您服务", "20261103-091500_A1023_inbound"):
         assert mask_text(text, identifier=True) == text
@@ -71,7 +70,7 @@ def test_dates_times_amounts_and_ids_in_names_stay_readable():
 def pii_batch(tmp_path_factory, scorer, config):
     """A batch over a recording whose file name holds a mobile number, with a metadata CSV whose
     agent name holds another."""
-    from qa_audio.batch import Progress, run_batch
+    from qa_audio.batch.runner import Progress, run_batch
 
     root = tmp_path_factory.mktemp("pii")
     folder = root / "rec"
@@ -114,11 +113,11 @@ def test_numbers_in_file_names_and_names_never_show(pii_batch):
 
 @pytest.mark.asr
 def test_review_reason_is_masked_and_search_cannot_recover_a_masked_number(pii_batch, config):
-    from qa_audio.privacy import Redactor
-    from qa_audio.review import review_finding
-    from qa_audio.store import open_store
+    from qa_audio.results.privacy import Redactor
+    from qa_audio.results.review import review_finding
+    from qa_audio.results.store import open_store
 
-    root, db, _ = pii_batch
+    _root, db, _ = pii_batch
     with open_store(db) as store:
         call = store.find_call("*******8000_20261103-091500")
         rule = next(f["rule"] for f in call.result["findings"] if f["status"] == "fail")

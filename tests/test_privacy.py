@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pytest
-
 from conftest import shared
 
 SPOKEN = {"0": "零", "1": "一", "2": "二", "3": "三", "4": "四", "5": "五", "6": "六", "7": "七", "8": "八", "9": "九"}
@@ -48,7 +47,7 @@ def with_luhn(prefix: str, length: int, rng) -> str:
 
 
 def id_number(rng) -> str:
-    from qa_audio.privacy import id_check_digit
+    from qa_audio.results.privacy import id_check_digit
 
     first = f"{rng.integers(110000, 659999)}{rng.integers(1950, 2005)}{rng.integers(1, 13):02d}" \
             f"{rng.integers(1, 29):02d}{rng.integers(0, 1000):03d}"
@@ -70,7 +69,7 @@ def spoken_forms(number: str, rng) -> list[str]:
 
 
 def test_textnorm_phone_and_id_sentences_are_masked():
-    from qa_audio.privacy import mask_text
+    from qa_audio.results.privacy import mask_text
 
     lines = []
     for part in ("itn_chinese", "tn_chinese"):
@@ -90,7 +89,7 @@ def test_textnorm_phone_and_id_sentences_are_masked():
 
 @pytest.mark.parametrize("kind", ["mobile", "id", "bank"])
 def test_every_spoken_form_is_masked(kind, rng):
-    from qa_audio.privacy import find_pii, mask_text
+    from qa_audio.results.privacy import find_pii, mask_text
 
     for _ in range(25):
         if kind == "mobile":
@@ -108,7 +107,7 @@ def test_every_spoken_form_is_masked(kind, rng):
 
 
 def test_ordinary_numbers_stay_readable():
-    from qa_audio.privacy import mask_text
+    from qa_audio.results.privacy import mask_text
 
     for text in ("您好，中联融资客服中心，工号1023", "工号一零二三为您服务", "可以拨打幺二三零六来咨询", "尾号幺七零二",
                  "手续费是本金的百分之一，一千二百三十四元", "三点一刻", "请您稍等一下", "2026年11月3日",
@@ -117,7 +116,7 @@ def test_ordinary_numbers_stay_readable():
 
 
 def test_keep_last_digits_and_kinds():
-    from qa_audio.privacy import find_pii, mask_text
+    from qa_audio.results.privacy import find_pii, mask_text
 
     assert mask_text("手机13800138000") == "手机*******8000"
     assert mask_text("手机13800138000", keep_last_digits=0) == "手机***********"
@@ -126,7 +125,7 @@ def test_keep_last_digits_and_kinds():
 
 
 def test_redactor_masks_results_and_word_lists():
-    from qa_audio.privacy import Redactor, pii_times
+    from qa_audio.results.privacy import Redactor, pii_times
 
     words = [[1.0, 1.4, "我的", 0.9], [1.4, 2.0, "手机", 0.9], [2.0, 2.6, "幺三八", 0.8], [2.6, 3.4, "零零一三", 0.8],
              [3.4, 4.2, "八零零零", 0.8], [4.2, 4.5, "好", 0.9]]
@@ -144,9 +143,10 @@ def test_redactor_masks_results_and_word_lists():
 
 
 def test_privacy_settings_are_validated(tmp_path):
+    from conftest import ROOT
+
     from qa_audio.config import load_config
     from qa_audio.errors import ConfigError
-    from conftest import ROOT
 
     bad = tmp_path / "bad.yaml"
     text = (ROOT / "configs" / "default.yaml").read_text(encoding="utf-8")

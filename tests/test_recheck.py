@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from conftest import SAMPLES
 
 pytestmark = pytest.mark.asr
@@ -14,7 +13,7 @@ pytestmark = pytest.mark.asr
 
 def _with_text(analysis, old: str, new: str):
     """The analysis with ``old`` replaced by ``new`` in the agent's transcript (a mis-hearing)."""
-    from qa_audio.transcribe import Utterance, Word
+    from qa_audio.speech.transcribe import Utterance, Word
 
     out = []
     for u in analysis.utterances:
@@ -27,7 +26,7 @@ def _with_text(analysis, old: str, new: str):
 
 @pytest.fixture(scope="module")
 def compliant(scorer):
-    from qa_audio.audio import load_audio
+    from qa_audio.signal.audio import load_audio
 
     audio = load_audio(SAMPLES / "compliant.wav")
     return audio, scorer.analyze(audio)
@@ -58,7 +57,7 @@ def test_a_mis_heard_organisation_is_confirmed_in_the_audio(scorer, compliant):
 
 
 def test_a_phrase_that_was_not_said_is_not_found_in_the_audio(scorer):
-    from qa_audio.audio import load_audio
+    from qa_audio.signal.audio import load_audio
 
     audio = load_audio(SAMPLES / "bad_greeting.wav")
     analysis = scorer.recheck(scorer.analyze(audio), audio)
@@ -101,7 +100,7 @@ def test_a_required_phrase_found_only_fuzzily_must_be_borne_out_by_the_audio(sco
     # over audio that does not say it (a silent agent channel), the fuzzy pass does not stand
     import numpy as np
 
-    from qa_audio.audio import Audio
+    from qa_audio.signal.audio import Audio
 
     quiet = Audio(audio.path, np.vstack([np.zeros_like(audio.samples[0]), audio.samples[1]]), audio.rate_hz,
                   audio.source_rate_hz, audio.source_channels, audio.codec)

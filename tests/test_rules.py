@@ -5,9 +5,9 @@ import dataclasses
 
 import pytest
 
-from qa_audio.rules import PhraseMatcher, evaluate
-from qa_audio.score import score_findings
-from qa_audio.transcribe import Utterance, Word
+from qa_audio.judge.rules import PhraseMatcher, evaluate
+from qa_audio.judge.score import score_findings
+from qa_audio.speech.transcribe import Utterance, Word
 
 
 def utt(channel, start_s, text, *, prob=0.9, per_char_s=0.25):
@@ -28,7 +28,7 @@ def matcher(config):
 
 def judge(config, matcher, utterances, *, answered=True, timing=None, facts=None):
     if not answered:
-        from qa_audio.timing import analyze_timing
+        from qa_audio.judge.timing import analyze_timing
         timing = analyze_timing(duration_s=30, agent=[], customer=[], settings=config.timing)
     findings = evaluate(config, utterances, matcher=matcher, timing=timing, facts=facts)
     return {f.rule.id: f for f in findings}, score_findings(findings, config.scoring)
@@ -123,9 +123,9 @@ def test_pass_mark_is_configurable(config, matcher):
 
 
 def test_timing_metric_rules(config):
-    from qa_audio.rules import evaluate_metric
-    from qa_audio.spans import Span
-    from qa_audio.timing import analyze_timing
+    from qa_audio.judge.rules import evaluate_metric
+    from qa_audio.judge.timing import analyze_timing
+    from qa_audio.signal.spans import Span
 
     timing = analyze_timing(duration_s=120, agent=[Span(21, 25), Span(30, 32), Span(75, 80), Span(86, 90)],
                             customer=[Span(26, 29), Span(81, 85)], music=[Span(33, 74)],
@@ -142,7 +142,7 @@ def test_timing_metric_rules(config):
 
 
 def test_word_joining_keeps_latin_words_apart():
-    from qa_audio.rules import join_words
+    from qa_audio.judge.rules import join_words
 
     assert join_words(["Hello", "world", "你", "好", "1023", "号"]) == "Hello world你好1023号"
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-
 from conftest import SAMPLES, shared
-from qa_audio.spans import Span
-from qa_audio.timing import analyze_timing
-from qa_audio.tones import detect_music, detect_ringback
-from qa_audio.vad import detect_speech, webrtc_decisions
+
+from qa_audio.judge.timing import analyze_timing
+from qa_audio.signal.spans import Span
+from qa_audio.signal.tones import detect_music, detect_ringback
+from qa_audio.signal.vad import detect_speech, webrtc_decisions
 
 RATE = 16000
 

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 
@@ -35,7 +34,7 @@ def store_copy(sample_store, tmp_path):
 
 def test_a_store_from_a_newer_version_is_refused_before_anything_changes(tmp_path):
     from qa_audio.errors import StoreError
-    from qa_audio.store import open_store
+    from qa_audio.results.store import open_store
 
     db = tmp_path / "future.sqlite"
     with sqlite3.connect(db) as conn:
@@ -43,7 +42,7 @@ def test_a_store_from_a_newer_version_is_refused_before_anything_changes(tmp_pat
         conn.execute("PRAGMA user_version = 99")
     before = digest(db)
     for readonly in (False, True):
-        with pytest.raises(StoreError, match="newer than this qa-audio.*not modified"):
+        with pytest.raises(StoreError, match=r"newer than this qa-audio.*not modified"):
             open_store(db, readonly=readonly)
     assert digest(db) == before and db.read_bytes()[18:20] == b"\x01\x01"     # still a rollback-journal file
     assert not db.with_name(db.name + "-wal").exists()
@@ -93,7 +92,7 @@ def test_show_and_export_read_a_store_in_a_read_only_folder(store_copy, tmp_path
 
 
 def test_the_batch_lock_holds_through_a_symlink(store_copy, tmp_path, config):
-    from qa_audio.batch import _Lock
+    from qa_audio.batch.runner import _Lock
     from qa_audio.errors import StoreError
 
     link = tmp_path / "elsewhere" / "link.sqlite"
@@ -102,14 +101,12 @@ def test_the_batch_lock_holds_through_a_symlink(store_copy, tmp_path, config):
     with _Lock(store_copy.resolve()):
         proc = cli("batch", ROOT / "samples", "--db", link)
     assert proc.returncode == 1 and "another batch is writing to this store" in proc.stderr
-    with _Lock(link.resolve()):
-        with pytest.raises(StoreError, match="another batch"):
-            with _Lock(store_copy.resolve()):
-                pass
+    with _Lock(link.resolve()), pytest.raises(StoreError, match=r"another batch"), _Lock(store_copy.resolve()):
+        pass
 
 
 def test_redact_audio_refuses_to_overwrite_the_recording(store_copy, tmp_path):
-    from qa_audio.store import open_store
+    from qa_audio.results.store import open_store
 
     source = tmp_path / "compliant.wav"
     shutil.copy(ROOT / "samples" / "compliant.wav", source)
@@ -130,21 +127,22 @@ def test_redact_audio_refuses_to_overwrite_the_recording(store_copy, tmp_path):
 def test_a_file_rewritten_during_the_batch_is_stored_under_what_was_decoded(tmp_path, scorer, monkeypatch):
     import io
 
-    import qa_audio.batch as batch
-    from qa_audio.store import open_store
+    import qa_audio.batch.jobs as jobs
+    import qa_audio.batch.runner as batch
+    from qa_audio.results.store import open_store
 
     folder = tmp_path / "rec"
     folder.mkdir()
     call = folder / "call.wav"
     shutil.copy(ROOT / "samples" / "bad_greeting.wav", call)
     planned = digest(call)
-    real = batch.load_audio
+    real = jobs.load_audio
 
     def rewritten_first(path, **kwargs):        # the recorder rewrites the file after it was hashed
         shutil.copy(ROOT / "samples" / "compliant.wav", path)
         return real(path, **kwargs)
 
-    monkeypatch.setattr(batch, "load_audio", rewritten_first)
+    monkeypatch.setattr(jobs, "load_audio", rewritten_first)
     log = io.StringIO()
     batch.run_batch(folder, db=tmp_path / "r.sqlite", config=scorer.config, scorer=scorer,
                     progress=batch.Progress(0, stream=log, tty=False))

@@ -1,13 +1,14 @@
 """Packing speech regions into decode windows, and the second chance for a region that gave no words."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from qa_audio.normalize import TextNormalizer
-from qa_audio.spans import Span
-from qa_audio.transcribe import transcribe_channel
+from qa_audio.signal.spans import Span
+from qa_audio.speech.normalize import TextNormalizer
+from qa_audio.speech.transcribe import transcribe_channel
 
 RATE_HZ = 16000
 
@@ -33,7 +34,7 @@ class DropsTheLastPiece:
 
     def transcribe(self, audio, **options):
         loud = np.flatnonzero(np.abs(audio) > 0.05)
-        starts = [loud[0]] + [b for a, b in zip(loud, loud[1:]) if b - a > RATE_HZ * 0.2]
+        starts = [loud[0]] + [b for a, b in itertools.pairwise(loud) if b - a > RATE_HZ * 0.2]
         self.calls.append(len(starts))
         keep = starts if len(starts) == 1 else starts[:-1]
         return [FakeSegment([FakeWord("好", s / RATE_HZ, s / RATE_HZ + 0.3)]) for s in keep], None

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-
 from conftest import SHARED
+
 from qa_audio.config import TimingSettings
-from qa_audio.spans import Span, subtract, total_s
-from qa_audio.echo import echo_path
-from qa_audio.timing import find_holds, find_interruptions, is_acknowledgement, is_echo_text
-from qa_audio.transcribe import Word
+from qa_audio.judge.holds import find_holds
+from qa_audio.judge.turns import find_interruptions, is_acknowledgement, is_echo_text
+from qa_audio.signal.echo import echo_path
+from qa_audio.signal.spans import Span, subtract, total_s
+from qa_audio.speech.transcribe import Word
 
 ACKS = frozenset({"嗯", "对", "好", "好的", "是的", "明白", "我明白了"})
 SETTINGS = TimingSettings()
@@ -142,8 +143,8 @@ def _call(agent: np.ndarray, customer: np.ndarray, tmp_path, name="call.wav"):
 
 def test_speech_over_stationary_noise_is_not_music_and_reaches_asr(config, tmp_path):
     """Real speech at 10 dB SNR over pinkish line noise: once taken for minutes of music on hold."""
-    from qa_audio.audio import load_audio
     from qa_audio.pipeline import analyze_acoustics, measure_timing
+    from qa_audio.signal.audio import load_audio
 
     rng = np.random.default_rng(4)
     clips = [_clip(p) for p in sorted((SHARED / "zh-speech-aishell").glob("*.flac"))[:8]]
@@ -163,8 +164,8 @@ def test_speech_over_stationary_noise_is_not_music_and_reaches_asr(config, tmp_p
 
 
 def test_the_customers_echo_on_the_agent_channel_is_not_agent_speech(config, tmp_path):
-    from qa_audio.audio import load_audio
     from qa_audio.pipeline import analyze_acoustics, measure_timing
+    from qa_audio.signal.audio import load_audio
 
     rng = np.random.default_rng(5)
     clips = [_clip(p) for p in sorted((SHARED / "zh-speech-aishell").glob("*.flac"))[8:14]]
@@ -181,7 +182,7 @@ def test_the_customers_echo_on_the_agent_channel_is_not_agent_speech(config, tmp
 
 
 def test_silero_hears_no_speech_in_real_hold_music():
-    from qa_audio.vad import neural_speech
+    from qa_audio.signal.vad import neural_speech
 
     music = _clip(sorted((SHARED / "hold-music").glob("*.flac"))[0])[: 60 * 8000]
     assert neural_speech(music, rate_hz=8000, within=[Span(0.0, 60.0)]) == []
@@ -206,7 +207,7 @@ def test_hard_generator_subset_keeps_its_figures(tmp_path):
 
 
 def test_the_leg_that_goes_dead_first_hung_up_and_a_busy_tone_means_the_other_side_did(config):
-    from qa_audio.hangup import decide_hangup, disconnect_bursts, line_end
+    from qa_audio.signal.hangup import decide_hangup, disconnect_bursts, line_end
 
     rng = np.random.default_rng(6)
     live = 0.003 * rng.normal(0, 1, 10 * 8000)
@@ -232,10 +233,10 @@ def test_the_leg_that_goes_dead_first_hung_up_and_a_busy_tone_means_the_other_si
 
 
 def test_cls3_uses_metadata_first_and_the_audio_otherwise(config):
-    from qa_audio.hangup import Hangup
-    from qa_audio.rules import PhraseMatcher
-    from qa_audio.rules import evaluate as evaluate_rules
-    from qa_audio.timing import analyze_timing
+    from qa_audio.judge.rules import PhraseMatcher
+    from qa_audio.judge.rules import evaluate as evaluate_rules
+    from qa_audio.judge.timing import analyze_timing
+    from qa_audio.signal.hangup import Hangup
 
     matcher = PhraseMatcher(config)
 

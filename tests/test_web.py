@@ -26,8 +26,8 @@ def copy_store(src: Path, dst: Path) -> Path:
 
 @pytest.fixture
 def store_db(sample_store, tmp_path):
-    from qa_audio.review import hash_password
-    from qa_audio.store import open_store
+    from qa_audio.results.review import hash_password
+    from qa_audio.results.store import open_store
 
     db = copy_store(sample_store, tmp_path / "results.sqlite")
     with open_store(db) as store:
@@ -37,7 +37,7 @@ def store_db(sample_store, tmp_path):
 
 def _only_in(db, call_id: str) -> str:
     """Three characters of ``call_id``'s stored transcript that no other call's transcript contains."""
-    from qa_audio.store import open_store
+    from qa_audio.results.store import open_store
 
     with open_store(db) as store:
         texts = {row["call_id"]: "".join(u["text"] for u in json.loads(row["result_json"])["transcript"])
@@ -83,9 +83,10 @@ def test_every_route_refuses_an_anonymous_request(app):
     anonymous = app.test_client()
     half = app.test_client()            # has a session (it saw the login form) and a CSRF token, but no user
     csrf = token(half)
-    routes = [r for r in app.url_map.iter_rules() if r.endpoint not in ("login", "static")]
-    assert {r.endpoint for r in routes} >= {"queue", "calls", "set_filter", "call_page", "audio", "review",
-                                            "checked", "labels", "logout", "index"}
+    routes = [r for r in app.url_map.iter_rules() if r.endpoint not in ("auth.login", "static")]
+    assert {r.endpoint for r in routes} >= {"review.queue", "review.calls", "review.set_filter", "review.call_page",
+                                            "review.audio", "review.review", "review.checked", "review.labels",
+                                            "auth.logout", "review.index"}
     for rule in routes:
         url = rule.rule.replace("<int:pk>", "1")
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
@@ -108,8 +109,8 @@ def test_wrong_password_csrf_and_lockout(app, store_db):
     locked = client.post("/login", data={"name": "alice", "password": PASSWORD, "csrf": csrf})
     assert locked.status_code == 401 and "too many failed attempts" in locked.text
     # the lock is per user name; a logged-in supervisor's form without the right token changes nothing
-    from qa_audio.review import hash_password
-    from qa_audio.store import open_store
+    from qa_audio.results.review import hash_password
+    from qa_audio.results.store import open_store
 
     with open_store(store_db) as store:
         store.add_user("bob", hash_password(PASSWORD))
@@ -429,7 +430,7 @@ def test_secure_cookie_flag_follows_the_setting(store_db, config):
 def test_parallel_wrong_passwords_are_held_to_the_lockout(app):
     from concurrent.futures import ThreadPoolExecutor
 
-    from qa_audio import review
+    from qa_audio.results import review
 
     checked = []
     real = review.check_password
@@ -440,7 +441,7 @@ def test_parallel_wrong_passwords_are_held_to_the_lockout(app):
 
     clients = [app.test_client() for _ in range(12)]
     tokens = [token(c) for c in clients]
-    import qa_audio.web as web
+    import qa_audio.web.auth as web
     original = web.check_password
     web.check_password = counting
     try:

@@ -1,0 +1,1 @@
+"""Many calls: the nightly batch, call metadata, the Dask runner, backtests."""

@@ -1,0 +1,138 @@
+"""Load and validate the YAML config: pipeline settings plus the rulebook.
+
+Everything tunable lives in ``configs/*.yaml`` and ``lexicons/*.txt``. Loading
+validates every field and raises :class:`ConfigError` naming the file, the line
+and the field, so a QA team can fix a broken rule without reading code.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from qa_audio.config.metrics import METRICS
+from qa_audio.config.rulebook import (
+    EVENTS,
+    EXPECTS,
+    ROLES,
+    SEVERITIES,
+    SIDES,
+    TURNS,
+    WINDOW_FROM,
+    Anchor,
+    Around,
+    Condition,
+    Lexicon,
+    LexiconEntry,
+    MetricCheck,
+    RepeatBack,
+    Rule,
+    Rulebook,
+    Window,
+    compile_safe_regex,
+    load_lexicon,
+    load_rulebook,
+)
+from qa_audio.config.settings import (
+    METADATA_FIELDS,
+    RANGES,
+    AudioSettings,
+    ChannelSettings,
+    MatchSettings,
+    MetadataSettings,
+    ModelSettings,
+    PrivacySettings,
+    RecheckSettings,
+    ReviewSettings,
+    ScoreSettings,
+    Settings,
+    TimingSettings,
+    TonePlan,
+    VadSettings,
+    load_settings,
+)
+from qa_audio.config.source import _load_tree, _origins, _Section
+from qa_audio.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG", "EVENTS", "EXPECTS", "METADATA_FIELDS", "METRICS", "PACKAGE_ROOT", "RANGES", "ROLES",
+    "SEVERITIES", "SIDES", "TURNS", "WINDOW_FROM", "Anchor", "Around", "AudioSettings", "ChannelSettings",
+    "Condition", "Config", "Lexicon", "LexiconEntry", "MatchSettings", "MetadataSettings", "MetricCheck",
+    "ModelSettings", "PrivacySettings", "RecheckSettings", "RepeatBack", "ReviewSettings", "Rule", "Rulebook",
+    "ScoreSettings", "Settings", "TimingSettings", "TonePlan", "VadSettings", "Window", "compile_safe_regex",
+    "load_config", "load_lexicon"
+]
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
+DEFAULT_CONFIG = PACKAGE_ROOT / "configs" / "default.yaml"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    rulebook_name: str
+    rulebook_version: str
+    channels: ChannelSettings
+    model: ModelSettings
+    vad: VadSettings
+    tone_plan: TonePlan
+    disconnect_plan: TonePlan | None
+    timing: TimingSettings
+    matching: MatchSettings
+    scoring: ScoreSettings
+    rules: tuple[Rule, ...]
+    lexicons: dict[str, Lexicon] = field(hash=False, compare=False)
+    hold_request_lexicon: str | None = None
+    backchannel_lexicon: str | None = None
+    asr_inventions_lexicon: str | None = None
+    digest: str = ""
+    metadata: MetadataSettings = field(default_factory=MetadataSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
+    profile: str | None = None
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    recheck: RecheckSettings = field(default_factory=RecheckSettings)
+    files: tuple[str, ...] = ()                  # the extends: chain, base first (the config itself last)
+    clients: dict[str, str] = field(default_factory=dict, hash=False, compare=False)   # client → its config file
+    origins: dict[str, str] = field(default_factory=dict, hash=False, compare=False)   # setting → file:line
+
+    @property
+    def rulebook(self) -> str:
+        """The rulebook identity recorded in every result: version plus content digest."""
+        return f"{self.rulebook_version}+{self.digest[:8]}"
+
+    def rule(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise ConfigError(self.path, f"no rule with id {rule_id!r}")
+
+
+def load_config(path: str | Path | None = None, *, profile: str | None = None) -> Config:
+    """Load a config file (default: the bundled ``configs/default.yaml``) and its lexicons.
+
+    ``profile`` applies one of the config's ``profiles`` (model overrides such as a
+    faster beam) on top of its ``model`` section. A config with ``extends: OTHER.yaml``
+    is that config with this file's settings, rules (by id) and lexicon folders on top.
+    """
+    path = Path(path) if path else DEFAULT_CONFIG
+    root, files = _load_tree(path)
+    top = _Section(path, root, "")
+    settings = load_settings(top, profile=profile)
+    book = load_rulebook(top, root)
+    top.check_unknown()
+
+    digest = hashlib.sha256()
+    for part in files:
+        digest.update(part.read_bytes())
+    for lex_name in sorted(book.lexicons):
+        digest.update(Path(book.lexicons[lex_name].path).read_bytes())
+
+    return Config(
+        path=str(path), rulebook_name=book.name, rulebook_version=book.version, rules=book.rules,
+        lexicons=book.lexicons, hold_request_lexicon=book.hold_request_lexicon,
+        backchannel_lexicon=book.backchannel_lexicon, asr_inventions_lexicon=book.asr_inventions_lexicon,
+        clients=book.clients, digest=digest.hexdigest(), profile=profile,
+        files=tuple(str(f) for f in files), origins=_origins(root),
+        **{f.name: getattr(settings, f.name) for f in fields(settings)},
+    )

@@ -1,0 +1,1 @@
+"""The judging stage: timing, phrase matching, rules, re-checking against the audio, scoring."""

@@ -1,0 +1,282 @@
+"""Turn-taking: interruptions judged on utterances and their words, backchannels, the other party's echo
+transcribed on this channel, and the longest stretch a customer talks unacknowledged. Pure functions of
+spans and words."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from typing import Protocol
+
+from pypinyin import Style, lazy_pinyin
+
+from qa_audio.config import TimingSettings
+from qa_audio.signal.spans import Span, covered_s, gaps, merge, round_s
+from qa_audio.signal.vad import MIN_RUN_S
+from qa_audio.speech.normalize import fuzzy_syllable
+
+
+@dataclass(frozen=True)
+class Interruption:
+    at_s: float
+    by: str
+    overlap_s: float
+
+    def to_dict(self) -> dict:
+        return {"at_s": round_s(self.at_s), "by": self.by, "overlap_s": round_s(self.overlap_s)}
+
+
+class TimedText(Protocol):
+    start_s: float
+    end_s: float
+    text: str
+
+
+def is_acknowledgement(text: str, acknowledgements: frozenset[str]) -> bool:
+    """True when ``text`` (normalised words) is nothing but acknowledgements: 嗯, 对对对, 好的好的, 我明白了."""
+    text = "".join(ch for ch in text if ch.isalnum())
+    if not text or not acknowledgements:
+        return False
+    longest = max(len(a) for a in acknowledgements)
+    reach = [False] * (len(text) + 1)        # reach[i]: text[:i] splits into acknowledgements
+    reach[0] = True
+    for i in range(len(text)):
+        if reach[i]:
+            for n in range(1, min(longest, len(text) - i) + 1):
+                if text[i:i + n] in acknowledgements:
+                    reach[i + n] = True
+    return reach[-1]
+
+
+WORD_BACKED_SHARE = 0.4       # of a word's time that the party's own speech frames must cover
+
+
+TALK_THROUGH_S = 0.5          # the other goes on this long after a short utterance: they talked through it
+
+
+ISOLATED_S = 0.5              # ... and the speaker is silent this long after it: a backchannel, not a cut-in
+
+
+ACK_REACH_S = 0.25            # acknowledgement words ending this close to an utterance's end make it a backchannel
+
+
+OTHER_UTTERANCE_GAP_S = 0.8   # the interrupted party's utterances (noisy speech breaks up more)
+
+
+WORDS_REACH_S = 0.3           # the interrupted party's words end no earlier / start no later than this from the onset
+
+
+UNHEARD_GOES_ON_S = 0.6       # where Whisper heard no word of theirs there, this much of their speech in the next
+
+
+UNHEARD_WINDOW_S = 1.5        # ... 1.5 s: line noise breaks into short bursts, speech Whisper dropped does not
+
+
+ECHO_TEXT_MIN_SYLLABLES = 3   # an utterance this long (syllables) whose words ...
+
+
+ECHO_TEXT_SHARE = 0.5         # ... repeat the other party's words of the moment this much is their echo
+
+
+def _backchannel_words(said: list[TimedText], utt: Span, acknowledgements: frozenset[str]) -> bool:
+    """The utterance's words are acknowledgements up to (about) its end. Whisper's word times are loose:
+    the first word of the speaker's next utterance often leaks into a 对对 just before it."""
+    ack_end = None
+    for i in range(len(said), 0, -1):
+        if is_acknowledgement("".join(w.text for w in said[:i]), acknowledgements):
+            ack_end = said[i - 1].end_s
+            break
+    return ack_end is not None and (ack_end >= utt.end_s - ACK_REACH_S or len(said) == i)
+
+
+def _backed(words: list[TimedText] | None, frames: list[Span]) -> list[TimedText]:
+    """The words a party's own speech frames back (Whisper also transcribes the other party's echo)."""
+    return sorted(
+        (
+            w
+            for w in words or []
+            if covered_s(frames, Span(w.start_s, w.end_s)) >= WORD_BACKED_SHARE * max(w.end_s - w.start_s, 0.05)
+        ),
+        key=lambda w: w.start_s,
+    )
+
+
+def _goes_on_in_words(
+    words: list[TimedText], onset_s: float, turn_end_s: float, acknowledgements: frozenset[str]
+) -> bool | None:
+    """Do the interrupted party's words go on at ``onset_s``? True when a word of theirs reaches the
+    onset (Whisper often drops the words spoken under a cut-in, so one ending shortly before it, or
+    starting shortly after, will do) and they are more than acknowledgements from there on; False
+    when they are only acknowledgements (a 是的 after they had finished); None when no word reaches it
+    (Whisper heard nothing there: noise, or speech it dropped)."""
+    around = [w for w in words if w.end_s >= onset_s - WORDS_REACH_S and w.start_s < turn_end_s]
+    if not around or around[0].start_s > onset_s + WORDS_REACH_S:
+        return None
+    return not is_acknowledgement("".join(w.text for w in around), acknowledgements)
+
+
+def _syllables(text: str) -> list[str]:
+    return [fuzzy_syllable(x) for x in lazy_pinyin("".join(ch for ch in text if ch.isalnum()), style=Style.NORMAL)]
+
+
+def is_echo_text(mine: str, theirs: str) -> bool:
+    """Words that repeat the other party's words of the same moment, syllable for syllable (homophones
+    and Whisper's usual confusions allowed): their echo, transcribed on this channel (a line echo 30 dB
+    down is still clear to Whisper, which hears it a little differently each time)."""
+    said, heard = _syllables(mine), _syllables(theirs)
+    if len(said) < ECHO_TEXT_MIN_SYLLABLES or not heard:
+        return False
+    same = sum(b.size for b in SequenceMatcher(None, said, heard, autojunk=False).get_matching_blocks())
+    return same >= ECHO_TEXT_SHARE * len(said)
+
+
+def utterances_of(voiced: list[Span], *, gap_s: float) -> list[Span]:
+    """A party's utterances: frame-level speech joined across pauses shorter than ``gap_s``."""
+    return merge([v for v in voiced if v.duration_s >= MIN_RUN_S], gap_s=gap_s)
+
+
+def find_interruptions(
+    speaker: list[Span],
+    other: list[Span],
+    *,
+    by: str,
+    settings: TimingSettings,
+    words: list[TimedText] | None = None,
+    acknowledgements: frozenset[str] = frozenset(),
+    inventions: frozenset[str] = frozenset(),
+    other_heard: list[Span] | None = None,
+    other_words: list[TimedText] | None = None,
+) -> list[Interruption]:
+    """Utterances of ``speaker`` that start while ``other`` is mid-utterance and are not backchannels.
+
+    Judged on utterances (frame-level speech split at pauses of ``utterance_gap_s``), never on
+    turns, so a backchannel followed within a second by the speaker's next utterance stays a
+    backchannel. An utterance is a backchannel when it is short (``backchannel_max_s``), the other
+    talks straight through it and the speaker says nothing more right after it; when its recognised
+    words are only acknowledgements (``acknowledgements``, the backchannel lexicon); or, where
+    Whisper returned no words for it, when it is short. Any other utterance is an
+    interruption when it starts inside a turn of the other party (speech with pauses under
+    ``turn_gap_s``) that began at least ``interruption_min_prior_s`` before, the other goes on
+    speaking at least ``interruption_floor_s`` after the onset, whatever the overlap's length, and
+    the speaker is starting rather than going on with a turn of their own (no substantive speech
+    of theirs in the second before), and the other is mid-utterance (an utterance of theirs spans the
+    onset, or one longer than a backchannel starts with it). One interruption per turn of the other.
+
+    Where the transcript has words of the other party (``other_words``), their going on must be
+    words too: a word of theirs ending after the onset that is not an acknowledgement (line noise,
+    echo and a 是的 after the other had finished are no turn being cut into). The speaker's own
+    words also bridge the pauses noisy speech breaks into (a cut-in split by noise is not a
+    backchannel followed by silence).
+    """
+    mine = utterances_of(speaker, gap_s=settings.utterance_gap_s)
+    # is the other speaking? their frame-level speech under the strict gate, and under the lenient one
+    # (``other_heard``): noisy speech survives the strict gate only in fragments
+    fine = merge([v for v in list(other) + list(other_heard or []) if v.duration_s >= MIN_RUN_S])
+    their_all = sorted(other_words or [], key=lambda w: w.start_s)
+    them = _Other(
+        fine=fine,
+        turns=merge(fine, gap_s=settings.turn_gap_s),
+        utterances=merge(fine, gap_s=OTHER_UTTERANCE_GAP_S),
+        words=_backed(their_all, fine),
+        all_words=their_all,
+    )
+    # a word counts only where the party's own speech frames back it: Whisper also transcribes the
+    # other party's echo (and invents stock phrases such as 中文字幕 for a lone sound: ``inventions``)
+    words = _backed(words, [v for v in speaker if v.duration_s >= MIN_RUN_S])
+    found: list[Interruption] = []
+    taken: set[int] = set()
+    spoke_until = -1.0  # the end of the speaker's last substantive utterance
+    for i, utt in enumerate(mine):
+        following_s = mine[i + 1].start_s if i + 1 < len(mine) else float("inf")
+        if not _substantive(
+            utt, following_s, words, them, settings=settings, acknowledgements=acknowledgements, inventions=inventions
+        ):
+            continue
+        previous, spoke_until = spoke_until, utt.end_s
+        if previous > utt.start_s - 1.0:  # the speaker goes on with their own turn
+            continue
+        k = _turn_cut_into(utt.start_s, them, settings=settings, ignore=acknowledgements | inventions)
+        if k is None or k in taken:
+            continue
+        found.append(Interruption(utt.start_s, by, min(them.turns[k].end_s, utt.end_s) - utt.start_s))
+        taken.add(k)
+    return found
+
+
+@dataclass(frozen=True)
+class _Other:
+    """The party who may be interrupted: their speech frames, turns, utterances and words."""
+
+    fine: list[Span]
+    turns: list[Span]
+    utterances: list[Span]
+    words: list[TimedText]  # backed by their own speech frames
+    all_words: list[TimedText]  # everything Whisper wrote on their channel (for telling echo)
+
+
+def _substantive(
+    utt: Span,
+    following_s: float,
+    words: list[TimedText],
+    them: _Other,
+    *,
+    settings: TimingSettings,
+    acknowledgements: frozenset[str],
+    inventions: frozenset[str],
+) -> bool:
+    """Is ``utt`` more than a backchannel, and this party's own speech (not the other's echo)?"""
+    # a short utterance the other talks straight through, after which the speaker says nothing more for a
+    # while, is a backchannel whatever Whisper made of it (明白 heard as 能忍): no floor was taken
+    then = min([following_s] + [w.start_s for w in words if utt.end_s - 0.05 <= w.start_s < following_s])
+    if (
+        utt.duration_s <= settings.backchannel_max_s
+        and then - utt.end_s >= ISOLATED_S
+        and any(u.start_s < utt.start_s and u.end_s >= utt.end_s + TALK_THROUGH_S for u in them.utterances)
+    ):
+        return False
+    said = [w for w in words if utt.start_s - 0.15 <= (w.start_s + w.end_s) / 2 <= utt.end_s + 0.15]
+    if said and is_acknowledgement("".join(w.text for w in said), inventions):
+        said = []
+    if said and is_echo_text(
+        "".join(w.text for w in said),
+        "".join(w.text for w in them.all_words if w.end_s >= utt.start_s - 0.5 and w.start_s <= utt.end_s + 0.5),
+    ):
+        return False  # the other party's echo, not this one speaking
+    if said:
+        return not _backchannel_words(said, utt, acknowledgements)
+    return utt.duration_s > settings.backchannel_max_s
+
+
+def _turn_cut_into(onset: float, them: _Other, *, settings: TimingSettings, ignore: frozenset[str]) -> int | None:
+    """The index of the other's turn that an utterance starting at ``onset`` cuts into, or None."""
+    k = next((k for k, t in enumerate(them.turns) if t.start_s <= onset < t.end_s), None)
+    if k is None or them.turns[k].start_s + settings.interruption_min_prior_s > onset:
+        return None
+    if covered_s(them.fine, Span(onset, them.turns[k].end_s)) < settings.interruption_floor_s:
+        return None
+    # mid-utterance: an utterance of the other spans the onset, or one starts with it and is more than a
+    # backchannel (not: the other had stopped, the speaker took the turn, the other said 嗯 later)
+    floor = settings.interruption_floor_s
+    spans_onset = any(u.start_s < onset and u.end_s >= onset + floor for u in them.utterances)
+    starts_with = any(
+        abs(u.start_s - onset) <= settings.utterance_gap_s and u.duration_s > settings.backchannel_max_s
+        for u in them.utterances
+    )
+    if not (spans_onset or starts_with):
+        return None
+    if them.words:
+        going_on = _goes_on_in_words(them.words, onset, them.turns[k].end_s, ignore)
+        if going_on is False or (
+            going_on is None and covered_s(them.fine, Span(onset, onset + UNHEARD_WINDOW_S)) < UNHEARD_GOES_ON_S
+        ):
+            return None
+    return k
+
+
+def longest_unacknowledged(customer: list[Span], agent: list[Span], *, turn_gap_s: float) -> Span | None:
+    """The longest stretch of a customer turn with no agent speech at all (not even 嗯/对) (LST-2)."""
+    best: Span | None = None
+    for turn in merge(customer, gap_s=turn_gap_s):
+        for quiet in gaps(agent, start_s=turn.start_s, end_s=turn.end_s):
+            if best is None or quiet.duration_s > best.duration_s:
+                best = quiet
+    return best

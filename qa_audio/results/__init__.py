@@ -1,0 +1,1 @@
+"""Stored results and what is made of them: the store, review, export, privacy, rendering, redaction."""

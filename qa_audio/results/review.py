@@ -1,0 +1,197 @@
+"""Supervisor review: confirm or overturn findings; the call's final score follows.
+
+A *confirmed* finding stands as found (and a confirmed low-confidence hit stops
+being doubtful). An *overturned* finding flips: a failure becomes a pass (its
+deduction and any red line are dropped); a pass becomes a failure costing the
+rule's weight. The final score is recomputed with the pass mark the result was
+scored with, and every decision is kept in the audit trail (who, when, before, after).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+
+from qa_audio.config import PrivacySettings
+from qa_audio.errors import QAError
+from qa_audio.results.privacy import Redactor
+from qa_audio.results.store import Store, StoredCall
+
+DECISIONS = ("confirm", "overturn")
+
+
+class ReviewError(QAError):
+    """A review that cannot be applied (unknown rule, n/a finding, empty reason…)."""
+
+
+def final_findings(result: dict, reviews: dict) -> list[dict]:
+    """The findings as the supervisor decided them (``status``, ``deduction``, ``redline`` adjusted)."""
+    out = []
+    for f in result["findings"]:
+        f = dict(f)
+        review = reviews.get(f["rule"])
+        if review:
+            f["review"] = review
+            if review["decision"] == "overturn":
+                if f["status"] == "fail":
+                    f.update(status="pass", passed=True, deduction=0.0, redline=False, low_confidence=False)
+                elif f["status"] == "pass":
+                    f.update(status="fail", passed=False,
+                             deduction=float(f.get("weight", 0.0)) if f.get("enabled", True) else 0.0,
+                             low_confidence=False)
+            else:
+                f["low_confidence"] = False
+        out.append(f)
+    return out
+
+
+def final_score(result: dict, reviews: dict) -> tuple[float | None, str]:
+    """(score, verdict) after review, with the result's own pass mark and red-line score.
+
+    An unscorable call (nobody speaks) stays unscorable: no review of findings makes it pass.
+    """
+    if result.get("verdict") == "unscorable":
+        return None, "unscorable"
+    scoring = result.get("settings", {}).get("scoring", {})
+    pass_score = float(scoring.get("pass_score", 85.0))
+    redline_score = float(scoring.get("redline_score", 0.0))
+    findings = final_findings(result, reviews)
+
+    def raw(items) -> tuple[float, bool]:
+        failed = [f for f in items if f["status"] == "fail"]
+        if any(f.get("redline") for f in failed):
+            return redline_score, True
+        return max(0.0, 100.0 - sum(float(f["deduction"]) for f in failed)), False
+
+    score, redline = raw(findings)
+    if not redline and score >= pass_score:
+        return round(score, 2), "pass"
+    certain = [f for f in findings if not (f["status"] == "fail" and f.get("low_confidence"))]
+    score_certain, redline_certain = raw(certain)
+    if not redline_certain and score_certain >= pass_score:
+        return round(score, 2), "review"
+    return round(score, 2), "fail"
+
+
+def review_finding(store: Store, call: StoredCall, rule: str, *, decision: str, reason: str,
+                   reviewer: str, privacy: PrivacySettings | None = None) -> tuple[float | None, str]:
+    """Record a supervisor's decision on one finding; returns the call's new (final score, verdict).
+
+    Personal numbers in the reason (a supervisor quoting the customer) are masked before it is stored.
+    """
+    if decision not in DECISIONS:
+        raise ReviewError(f"decision must be confirm or overturn, got {decision!r}")
+    if not reason or not reason.strip():
+        raise ReviewError("a review needs a reason")
+    if call.result is None or call.result_id is None:
+        raise ReviewError(f"{call.call_id}: no result to review")
+    finding = next((f for f in call.result["findings"] if f["rule"] == rule), None)
+    if finding is None:
+        raise ReviewError(f"{call.call_id}: no finding for rule {rule!r}")
+    if finding["status"] == "n/a":
+        raise ReviewError(f"{call.call_id}: {rule} did not apply to this call (n/a); nothing to review")
+    reason = Redactor(privacy).text(reason.strip()) or ""
+    before_score, before_verdict = final_score(call.result, call.reviews)
+    reviews = dict(call.reviews, **{rule: {"decision": decision, "reason": reason, "reviewer": reviewer}})
+    score, verdict = final_score(call.result, reviews)
+    before = {"decision": call.reviews.get(rule, {}).get("decision"), "finding_status": finding["status"],
+              "final_score": call.final_score if call.final_score is not None else before_score,
+              "final_verdict": call.final_verdict or before_verdict}
+    after = {"decision": decision, "final_score": score, "final_verdict": verdict}
+    store.save_review(call_pk=call.pk, result_id=call.result_id, rule=rule, decision=decision,
+                      reason=reason, reviewer=reviewer, final_score=score, final_verdict=verdict,
+                      before=before, after=after)
+    return score, verdict
+
+
+def review_labels(store: Store) -> dict:
+    """Reviewed findings as human labels for ``qa-audio backtest``: call → rule → expected status."""
+    labels: dict = {}
+    for row in store.current_rows():
+        call = store.find_call(row["call_id"])
+        if call.result is None:
+            continue
+        for f in final_findings(call.result, call.reviews):
+            if "review" in f:
+                labels.setdefault(call.call_id, {})[f["rule"]] = f["status"]
+    return {"format": "qa-audio-labels/1", "calls": labels}
+
+
+# --------------------------------------------------------------------------- spot-check queue
+QUEUE_KINDS = (("fail", "Failing calls"), ("review", "Low-confidence hits (verdict review)"),
+               ("unscorable", "Unscorable: no speech, or no agent speech (check the recording)"),
+               ("sample", "Calibration sample of passing calls"))
+
+
+def in_sample(audio_sha256: str, *, percent: float, seed: str) -> bool:
+    """Whether a passing call falls in the calibration sample: a stable hash draw, ``percent`` of calls."""
+    draw = int.from_bytes(hashlib.sha256(f"{seed}:{audio_sha256}".encode()).digest()[:8], "big") / 2 ** 64
+    return draw * 100.0 < percent
+
+
+@dataclass(frozen=True)
+class SpotCheckQueue:
+    """The calls to review next, by kind, unreviewed first; ``progress`` is kind → (reviewed, total)."""
+
+    items: dict                 # kind → list of call rows (store.queue_rows), unreviewed first
+    progress: dict              # kind → (reviewed, total)
+    sample_percent: float
+
+    @property
+    def next_call_pk(self) -> int | None:
+        for kind, _ in QUEUE_KINDS:
+            for row in self.items[kind]:
+                if not row["reviewed_at"]:
+                    return row["call_pk"]
+        return None
+
+
+def spot_check_queue(store: Store, *, sample_percent: float, seed: str) -> SpotCheckQueue:
+    """Failing calls, calls the checker was unsure of, and a random sample of passing calls.
+
+    Calls are grouped by the checker's own verdict, so a call stays in its group
+    after a supervisor overturns findings (and counts as reviewed).
+    """
+    items: dict = {kind: [] for kind, _ in QUEUE_KINDS}
+    for row in store.queue_rows():
+        kind = row["verdict"]
+        if kind == "pass":
+            if not in_sample(row["audio_sha256"], percent=sample_percent, seed=seed):
+                continue
+            kind = "sample"
+        if kind in items:
+            items[kind].append(row)
+    progress = {}
+    for kind, rows in items.items():
+        rows.sort(key=lambda r: (bool(r["reviewed_at"]), r["call_time"] or "", r["call_pk"]))
+        progress[kind] = (sum(1 for r in rows if r["reviewed_at"]), len(rows))
+    return SpotCheckQueue(items, progress, sample_percent)
+
+
+def mark_checked(store: Store, call: StoredCall, *, reviewer: str) -> None:
+    """The supervisor listened and leaves every finding as the checker found it."""
+    if call.result is None or call.result_id is None:
+        raise ReviewError(f"{call.call_id}: no result to review")
+    score, verdict = final_score(call.result, call.reviews)
+    store.mark_checked(call_pk=call.pk, result_id=call.result_id, reviewer=reviewer, score=score, verdict=verdict)
+
+
+# --------------------------------------------------------------------------- passwords (stdlib scrypt)
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    if len(password) < 8:
+        raise QAError("a password needs at least 8 characters")
+    salt = salt or os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2 ** 14, r=8, p=1)
+    return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got.hex(), digest)

@@ -1,0 +1,125 @@
+"""One stored call in the terminal: header, timeline, transcript and findings (``qa-audio show``)."""
+from __future__ import annotations
+
+from qa_audio.results.store import StoredCall
+
+ROWS = (("ring", "#"), ("agent", "="), ("customer", "="), ("mixed", "="), ("hold", "H"), ("overtalk", "!"),
+        ("dead air", "."))
+
+
+def finding_mark(finding: dict) -> str:
+    """The four-letter status shown for a finding; a disabled (shadow) rule's failure shows as "off"."""
+    if finding["status"] == "fail" and finding.get("enabled") is False:
+        return "off "
+    return {"pass": "ok  ", "fail": "FAIL", "n/a": "n/a "}[finding["status"]]
+
+
+def fmt_clock(value) -> str:
+    if value is None:
+        return "–"
+    m, s = divmod(float(value), 60)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def timeline_rows(call: StoredCall, *, width: int = 64) -> list[str]:
+    """A character timeline: each column is ``duration / width`` seconds of the call."""
+    if call.result is None or call.analysis is None:
+        return []
+    result, acoustics = call.result, call.analysis["acoustics"]
+    duration = max(float(acoustics["duration_s"]), 0.001)
+    t = result["timing"]
+    spans: dict[str, list[tuple[float, float]]] = {
+        "ring": [tuple(s) for s in acoustics["ring_bursts"]],
+        "hold": [(h["start_s"], h["end_s"]) for h in t["holds"]],
+        "dead air": [(d["start_s"], d["end_s"]) for d in t["dead_air"]],
+        "overtalk": [(i["at_s"], i["at_s"] + max(i["overlap_s"], duration / width))
+                     for i in (t["interruptions"] or [])],
+    }
+    for role, regions in acoustics["regions"].items():
+        spans[role] = [tuple(s) for s in regions]
+    step = duration / width
+    ruler = [" "] * width
+    for col in range(0, width, 16):
+        label = fmt_clock(col * step)
+        ruler[col: col + len(label)] = label
+    lines = [f"{'':>9} {''.join(ruler)[:width]}"]
+    for name, mark in ROWS:
+        if name not in spans:
+            continue
+        cells = [" "] * width
+        for start, end in spans[name]:
+            for col in range(int(start / step), min(width, int(end / step) + 1)):
+                cells[col] = mark
+        lines.append(f"{name:>9} {''.join(cells)}|")
+    return lines
+
+
+def render_call(call: StoredCall, *, mask=None, mask_id=None) -> str:
+    """The spot-check view; ``mask`` (text → text) hides personal data in transcript and evidence,
+    ``mask_id`` in the call id, path and names."""
+    mask = mask or (lambda text: text)
+    mask_id = mask_id or (lambda text: text)
+    r = call.result
+    if r is None:
+        return f"{call.call_id}: no result stored"
+    meta = call.metadata
+    a = r["audio"]
+    who = ", ".join(f"{k} {mask_id(str(meta[k]))}" for k in ("agent_id", "agent_name", "team", "call_time", "direction",
+                                                 "hangup_side") if meta.get(k)) or "no metadata"
+    score = "–" if r["score"] is None else f"{r['score']:g}"
+    lines = [f"{mask_id(call.call_id)}  score {score}  verdict {r['verdict'].upper()}  ({r.get('verdict_reason', '')})",
+             f"  {mask_id(a['path'])}  {a['duration_s']:.1f} s, {a['channels']} ch, {a['sample_rate_hz']} Hz, "
+             f"sha256 {call.audio_sha256[:12]}",
+             f"  {who}",
+             f"  rulebook {r['versions'].get('rulebook_name', '')} {r['versions']['rulebook']}, "
+             f"model {r['versions']['model']}", ""]
+    t = r["timing"]
+    inter = t["interruptions"]
+    lines.append(f"timeline  (answered {t['answered']}, rings {t['rings']}, ring-to-answer "
+                 f"{fmt_clock(t['ring_to_answer_s'])}, holds {len(t['holds'])}, interruptions "
+                 f"{'n/a' if inter is None else len(inter)}, dead air {len(t['dead_air'])})")
+    lines += timeline_rows(call)
+    lines += ["", "transcript"]
+    for u in r["transcript"]:
+        lines.append(f"  {fmt_clock(u['start_s']):>7}-{fmt_clock(u['end_s']):<7} {u['channel']:<8} {mask(u['text'])}")
+    lines += ["", "findings"]
+    for f in r["findings"]:
+        mark = finding_mark(f)
+        extra = f" -{f['deduction']:g}" if f["deduction"] else ""
+        flags = (" RED-LINE" if f.get("redline") else "") + (" (low ASR confidence)" if f.get("low_confidence") else "")
+        lines.append(f"  [{mark}] {f['rule']:<6} {f.get('title', '')}{extra}{flags}")
+        if f["status"] == "fail":
+            lines.append(f"           {mask(f.get('detail') or '')}")
+            for e in f["evidence"][:5]:
+                lines.append(f"           {fmt_clock(e['start_s'])}-{fmt_clock(e['end_s'])} {e['channel']}: "
+                             f"{mask(e['text'])}")
+    return "\n".join(lines)
+
+
+def render_summary(result: dict) -> str:
+    """A readable per-call summary of one result-contract dict."""
+    if result["verdict"] == "error":
+        return f"{result['call_id']}: ERROR {result['error']}"
+    t = result["timing"]
+    a = result["audio"]
+    score = "–" if result["score"] is None else f"{result['score']:g}"
+    lines = [f"{result['call_id']}  score {score}  verdict {result['verdict'].upper()}"
+             f"  ({a['duration_s']:.1f} s, {a['channels']} ch, {a['sample_rate_hz']} Hz)"]
+    if result["verdict"] == "unscorable":
+        lines.append(f"  unscorable: {result.get('verdict_reason', '')}")
+    inter = t["interruptions"]
+    lines.append(f"  timing: answered {t['answered']}, rings {t['rings']}, ring-to-answer "
+                 f"{'–' if t['ring_to_answer_s'] is None else format(t['ring_to_answer_s'], '.1f') + ' s'}, "
+                 f"holds {len(t['holds'])}, interruptions {'n/a (mono)' if inter is None else len(inter)}, "
+                 f"dead air {len(t['dead_air'])}")
+    for f in result["findings"]:
+        mark = finding_mark(f)
+        extra = f" -{f['deduction']:g}" if f["deduction"] else ""
+        flags = (" RED-LINE" if f["redline"] else "") + (" (low ASR confidence)" if f["low_confidence"] else "")
+        lines.append(f"  [{mark}] {f['rule']:<6} {f['title']}{extra}{flags}")
+        if f["status"] == "fail":
+            lines.append(f"           {f['detail']}")
+            for e in f["evidence"][:3]:
+                when = f"{fmt_clock(e['start_s'])}-{fmt_clock(e['end_s'])}"
+                lines.append(f"           {when} {e['channel']}: {e['text']}")
+    return "\n".join(lines)

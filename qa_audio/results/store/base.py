@@ -1,0 +1,127 @@
+"""What every part of the store shares: the connection, transactions, and the stored-call record."""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from qa_audio.config import METADATA_FIELDS
+from qa_audio.errors import StoreError
+
+FINAL_SCORE = "COALESCE(r.final_score, r.score)"
+
+
+FINAL_VERDICT = "COALESCE(r.final_verdict, r.verdict)"
+
+
+# the findings of result r that fail as finally decided: failed and not overturned, or passed and overturned
+FINALLY_FAILING = ("FROM findings f LEFT JOIN reviews v ON v.result_id = f.result_id AND v.rule = f.rule"
+                   " WHERE f.result_id = r.id AND ((f.status = 'fail' AND COALESCE(v.decision, '') != 'overturn')"
+                   " OR (f.status = 'pass' AND v.decision = 'overturn'))")
+
+
+# what a list of calls shows: metadata, the checker's and the final score and verdict, when it was reviewed
+LIST_COLUMNS = ("c.id AS call_pk, c.call_id, c.audio_sha256, c.agent_id, c.agent_name, c.team, c.call_time,"
+                f" c.duration_s, r.id AS result_id, r.score, r.verdict, {FINAL_SCORE} AS shown_score,"
+                f" {FINAL_VERDICT} AS shown_verdict, r.reviewed_at")
+
+
+CALL_SORTS = {"time": "c.call_time", "score": FINAL_SCORE, "agent": "c.agent_id", "duration": "c.duration_s",
+              "call": "c.call_id"}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class StoredCall:
+    """A call as the store knows it, with its current result (if any)."""
+
+    pk: int
+    call_id: str
+    audio_sha256: str
+    path: str
+    metadata: dict
+    result: dict | None
+    analysis: dict | None
+    result_id: int | None = None
+    reviews: dict = field(default_factory=dict)          # rule → {"decision", "reason", "reviewer", "at"}
+    final_score: float | None = None                     # after supervisor review (None: not reviewed)
+    final_verdict: str | None = None
+
+
+def _absolute(path: str) -> str:
+    """Where a recording is, independent of the directory the batch ran in (the review page serves it)."""
+    return str(Path(path).absolute())
+
+
+def _metadata_of(row: sqlite3.Row) -> dict:
+    out = {k: (row[k] if k in row.keys() else None) for k in METADATA_FIELDS}
+    out["source"] = row["metadata_source"]
+    out["missing"] = row["metadata_missing"].split(",") if row["metadata_missing"] else []
+    return out
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error; SQLite errors become StoreError."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str):
+        self.conn, self.path = conn, path
+
+    def __enter__(self) -> sqlite3.Cursor:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write: {exc}") from None
+        return self.conn.cursor()
+
+    def __exit__(self, kind, exc, tb) -> Literal[False]:
+        if kind is None:
+            try:
+                self.conn.execute("COMMIT")
+                return False
+            except sqlite3.Error as err:
+                self.conn.execute("ROLLBACK")
+                raise StoreError(f"{self.path}: cannot write: {err}") from None
+        self.conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"{self.path}: cannot write: {exc}") from None
+        return False
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+_S = TypeVar("_S", bound="StoreBase")
+
+
+class StoreBase:
+    """The connection and transactions every part of the store works through."""
+
+    def __init__(self, path: str | Path, conn: sqlite3.Connection):
+        self.path = str(path)
+        self.conn = conn
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(calls)")}
+        self._client = "c.client" if "client" in columns else "NULL AS client"   # a store read before migration 4
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _tx(self):
+        return _Transaction(self.conn, self.path)

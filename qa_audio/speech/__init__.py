@@ -1,0 +1,1 @@
+"""The speech stage: the Whisper model, transcription, text normalisation."""

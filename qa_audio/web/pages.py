@@ -1,0 +1,221 @@
+"""The review pages: the spot-check queue, the call list, one call (player, timeline, transcript,
+findings with confirm / overturn), the recording, labels for a backtest."""
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+
+from qa_audio.errors import QAError, StoreError
+from qa_audio.results.review import (
+    QUEUE_KINDS,
+    ReviewError,
+    final_findings,
+    final_score,
+    mark_checked,
+    review_finding,
+    review_labels,
+)
+from qa_audio.results.show import fmt_clock
+from qa_audio.results.store import CALL_SORTS
+from qa_audio.web.audio_files import AudioUnavailable
+from qa_audio.web.state import MAX_ID, call_or_404, current_queue, state, store
+
+FILTERS = ("agent", "team", "date_from", "date_to", "score_min", "score_max", "verdict", "rule", "text")
+VERDICTS = ("pass", "review", "fail", "unscorable")
+MAX_PAGE = 10 ** 6
+TIMELINE_ROWS = (("ring", "Ringing"), ("agent", "Agent speech"), ("customer", "Customer speech"),
+                 ("mixed", "Speech (mono)"), ("hold", "Hold"), ("overtalk", "Overtalk"), ("dead_air", "Dead air"))
+
+bp = Blueprint("review", __name__)
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("review.queue"))
+
+@bp.get("/queue")
+def queue():
+    return render_template("queue.html", queue=current_queue(), kinds=QUEUE_KINDS, user=g.user)
+
+@bp.get("/calls")
+def calls():
+    filters = session.get("filters", {})
+    sort = request.args.get("sort", "time")
+    if sort not in CALL_SORTS:
+        sort = "time"
+    descending = request.args.get("order", "desc") != "asc"
+    page = min(max(1, _int(request.args.get("page"), 1)), MAX_PAGE)
+    size = state().config.review.page_size
+    try:
+        rows, total = store().search_calls(
+            agent=filters.get("agent"), team=filters.get("team"), date_from=filters.get("date_from"),
+            date_to=filters.get("date_to"), score_min=_float(filters.get("score_min")),
+            score_max=_float(filters.get("score_max")), verdict=filters.get("verdict"),
+            failed_rule=filters.get("rule"), text=filters.get("text"), sort=sort, descending=descending,
+            offset=(page - 1) * size, limit=size, shown=state().redactor.text)
+    except StoreError:
+        abort(400)
+    pages = max(1, (total + size - 1) // size)
+    return render_template("calls.html", rows=rows, total=total, page=page, pages=pages, sort=sort,
+                           order="desc" if descending else "asc", filters=filters, facets=store().facets(),
+                           verdicts=VERDICTS, user=g.user)
+
+@bp.post("/calls/filter")
+def set_filter():
+    if "clear" in request.form:
+        session.pop("filters", None)
+    else:
+        filters = {k: request.form.get(k, "").strip()[:200] for k in FILTERS}
+        for key in ("date_from", "date_to"):
+            if filters[key] and not _is_date(filters[key]):
+                filters[key] = ""
+        for key in ("score_min", "score_max"):
+            if filters[key] and _float(filters[key]) is None:
+                filters[key] = ""
+        if filters["verdict"] not in VERDICTS:
+            filters["verdict"] = ""
+        session["filters"] = {k: v for k, v in filters.items() if v}
+    return redirect(url_for("review.calls"))
+
+@bp.get("/calls/<int:pk>")
+def call_page(pk: int):
+    call = call_or_404(pk)
+    if call.result is None:
+        abort(404)
+    result = call.result
+    score, verdict = final_score(result, call.reviews)
+    order = {"fail": 0, "pass": 1, "n/a": 2}
+    findings = sorted(final_findings(result, call.reviews), key=lambda f: order.get(f["status"], 3))
+    shown = state().redactor.text
+    for f in findings:
+        f["detail"] = shown(f.get("detail"))
+        f["evidence"] = [dict(e, text=shown(e.get("text")), matched=shown(e.get("matched")))
+                         for e in f.get("evidence", [])]
+        f["original_status"] = next(o["status"] for o in result["findings"] if o["rule"] == f["rule"])
+    transcript = [dict(u, text=state().redactor.text(u["text"])) for u in result["transcript"]]
+    audit = [_audit_row(a) for a in store().audit_trail(call_pk=pk)]
+    next_pk = current_queue().next_call_pk
+    return render_template("call.html", call=call, result=result, meta=call.metadata, score=score,
+                           verdict=verdict, findings=findings, transcript=transcript, audit=audit,
+                           timeline=timeline(call), user=g.user, next_pk=next_pk if next_pk != pk else None,
+                           fmt=fmt_clock)
+
+@bp.get("/calls/<int:pk>/audio")
+def audio(pk: int):
+    if not 0 < pk <= MAX_ID:
+        abort(404)
+    source = store().audio_source(pk)
+    if source is None:
+        abort(404)
+    try:
+        path, mime = state().audio_files.resolve(source)
+    except (AudioUnavailable, QAError, OSError) as exc:
+        return Response(f"recording of call {pk} unavailable: {_cause(exc)}\n", status=410,
+                        mimetype="text/plain")
+    resp = send_file(path.absolute(), mimetype=mime, conditional=True, etag=source["audio_sha256"][:32],
+                     max_age=0, download_name=f"call-{pk}{path.suffix}")
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp
+
+@bp.post("/calls/<int:pk>/review")
+def review(pk: int):
+    call = call_or_404(pk)
+    try:
+        review_finding(store(), call, request.form.get("rule", ""), decision=request.form.get("decision", ""),
+                       reason=request.form.get("reason", ""), reviewer=g.user, privacy=state().config.privacy)
+    except ReviewError as exc:
+        flash(_cause(exc))                     # in the session, never in the URL
+        return redirect(url_for("review.call_page", pk=pk) + "#findings")
+    return redirect(url_for("review.call_page", pk=pk) + f"#finding-{request.form.get('rule', '')}")
+
+@bp.post("/calls/<int:pk>/checked")
+def checked(pk: int):
+    call = call_or_404(pk)
+    try:
+        mark_checked(store(), call, reviewer=g.user)
+    except ReviewError as exc:
+        flash(_cause(exc))
+        return redirect(url_for("review.call_page", pk=pk))
+    nxt = current_queue().next_call_pk
+    return redirect(url_for("review.call_page", pk=nxt) if nxt else url_for("review.queue"))
+
+@bp.get("/labels.json")
+def labels():
+    resp = current_app.response_class(_json(review_labels(store())), mimetype="application/json")
+    resp.headers["Content-Disposition"] = "attachment; filename=labels.json"
+    return resp
+
+
+# ------------------------------------------------------------------------ helpers
+def timeline(call) -> dict:
+    """Rows of (start_s, end_s) spans for the call page's timeline, from the stored acoustics and timing."""
+    acoustics, t = call.analysis["acoustics"], call.result["timing"]
+    duration = max(float(acoustics["duration_s"]), 0.001)
+    rows = {"ring": [tuple(s) for s in acoustics.get("ring_bursts", [])]}
+    for role, regions in acoustics["regions"].items():
+        rows[role] = [tuple(s) for s in regions]
+    rows["hold"] = [(h["start_s"], h["end_s"]) for h in t["holds"]]
+    rows["overtalk"] = [(i["at_s"], i["at_s"] + max(float(i["overlap_s"]), 0.3)) for i in (t["interruptions"] or [])]
+    rows["dead_air"] = [(d["start_s"], d["end_s"]) for d in t["dead_air"]]
+    shown = [(key, label, [(float(a), float(b)) for a, b in rows[key]]) for key, label in TIMELINE_ROWS
+             if key in rows and (rows[key] or key in ("agent", "customer", "ring", "hold"))]
+    ticks_every = next(s for s in (5, 10, 15, 30, 60, 120, 300, 600, 1e9) if duration / s <= 12)
+    ticks = [i * ticks_every for i in range(int(duration // ticks_every) + 1)]
+    return {"duration_s": duration, "rows": shown, "ticks": ticks}
+
+
+def _audit_row(a: dict) -> dict:
+    import json
+
+    out = dict(a)
+    for key in ("before_json", "after_json"):
+        out[key[:-5]] = json.loads(a[key]) if a.get(key) else {}
+    return out
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, indent=1)
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _is_date(value: str) -> bool:
+    from datetime import date
+
+    try:
+        date.fromisoformat(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _cause(exc: Exception) -> str:
+    """An error message without the file path or call id it starts with (shown in a page)."""
+    text = str(exc)
+    return text.split(": ", 1)[1] if ": " in text else text
