@@ -25,7 +25,11 @@ def cmd_score(args) -> int:
     from qa_audio.results.privacy import Redactor
 
     config = load_config(args.config, profile=args.profile)
-    scorer = Scorer(config)
+
+    def tell(stage: str, seconds: float) -> None:
+        print(f"qa-audio: {stage} {seconds:.2f} s", file=sys.stderr, flush=True)
+
+    scorer = Scorer(config, on_stage=tell if args.timings else None)
     redactor = Redactor(config.privacy)
     status = EXIT_OK
     for path in args.paths:
@@ -327,6 +331,7 @@ def _scoring_commands(sub) -> None:
     p.add_argument("--config", help="config YAML (default: the bundled configs/default.yaml)")
     p.add_argument("--json", action="store_true", help="one JSON result per call, one per line")
     p.add_argument("--profile", help="a speed profile from the config (e.g. fast: beam 1)")
+    p.add_argument("--timings", action="store_true", help="each stage's time on stderr as it ends")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("batch", help="score every recording under a folder into a results store (the nightly job)")

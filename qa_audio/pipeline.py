@@ -5,10 +5,13 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import fft as scipy_fft
 
 from qa_audio.config import Config
 from qa_audio.errors import QAError
@@ -87,6 +90,7 @@ def error_result(path: str | Path, message: str, *, config: Config | None = None
 
 
 _STACK = stack_versions()
+StageHook = Callable[[str, float], None]     # (stage name, seconds)
 
 
 class Scorer:
@@ -95,8 +99,10 @@ class Scorer:
     The model is loaded on first use, so rescoring stored transcripts never loads it.
     """
 
-    def __init__(self, config: Config, *, model=None, model_info: ModelInfo | None = None):
+    def __init__(self, config: Config, *, model=None, model_info: ModelInfo | None = None,
+                 on_stage: StageHook | None = None):
         self.config = config
+        self.on_stage = on_stage          # told each stage's name and seconds as it ends (progress, debug output)
         self._model, self._model_info = model, model_info
         self._checker: AudioChecker | None = None
         self.normalizer = TextNormalizer()
@@ -143,19 +149,19 @@ class Scorer:
     def analyze(self, audio: Audio) -> Analysis:
         """The expensive, rulebook-independent part: acoustics and transcript."""
         c = self.config
-        t0 = time.perf_counter()
-        sound = analyze_acoustics(audio, c)
-        t1 = time.perf_counter()
+        stage: dict[str, float] = {}
+        with self._stage("vad_tones", stage):
+            sound = analyze_acoustics(audio, c)
         utterances: list[Utterance] = []
-        for role, index in sound.roles.items():
-            utterances += transcribe_channel(self.model, audio.channel(index), sound.regions[role],
-                                             rate_hz=audio.rate_hz, channel=role, settings=c.model,
-                                             normalizer=self.normalizer)
+        with self._stage("asr", stage):
+            for role, index in sound.roles.items():
+                utterances += transcribe_channel(self.model, audio.channel(index), sound.regions[role],
+                                                 rate_hz=audio.rate_hz, channel=role, settings=c.model,
+                                                 normalizer=self.normalizer)
         utterances.sort(key=lambda u: u.start_s)
         audio_block = {"path": audio.path, "duration_s": round(audio.duration_s, 3),
                        "sample_rate_hz": audio.source_rate_hz, "channels": audio.source_channels,
                        "codec": audio.codec}
-        stage = {"vad_tones_s": t1 - t0, "asr_s": time.perf_counter() - t1}
         return Analysis(audio_block, sound, tuple(utterances), self.model_name, analysis_key(c), stage)
 
     def score_audio(self, audio: Audio) -> CallResult:
@@ -173,7 +179,12 @@ class Scorer:
         alone: required phrases not heard, fuzzy hits (see :mod:`qa_audio.judge.recheck`)."""
         if not self.config.recheck.enabled:
             return analysis
-        t0 = time.perf_counter()
+        stage = dict(analysis.stage_s)
+        with self._stage("recheck", stage):
+            checks = self._checks(analysis, audio)
+        return dataclasses.replace(analysis, checks=tuple(checks), stage_s=stage)
+
+    def _checks(self, analysis: Analysis, audio: Audio) -> list[Check]:
         findings = self.judge(analysis).findings
         planned = [(finding.rule.id, *item) for finding in findings
                    for item in recheck_plan(finding, self.matcher, self.config)]
@@ -202,8 +213,18 @@ class Scorer:
                 how, margin, verdict, heard = windows[key].fuzzy(phrase, found=found)
             checks.append(Check(rule_id, lexicon, phrase, channel, start_s, end_s, kind, how, round(margin, 4),
                                 verdict, heard))
-        stage = dict(analysis.stage_s, recheck_s=time.perf_counter() - t0)
-        return dataclasses.replace(analysis, checks=tuple(checks), stage_s=stage)
+        return checks
+
+    @contextmanager
+    def _stage(self, name: str, into: dict[str, float]) -> Iterator[None]:
+        """Time one stage into ``into`` (as ``NAME_s``) and tell the stage hook."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            into[f"{name}_s"] = seconds = time.perf_counter() - started
+            if self.on_stage is not None:
+                self.on_stage(name, seconds)
 
     def judge(self, analysis: Analysis, *, facts: dict | None = None) -> CallResult:
         """Apply this scorer's rulebook to an analysis (fresh, or loaded from the store).
@@ -212,19 +233,19 @@ class Scorer:
         fact the call does not have are n/a.
         """
         c = self.config
-        t0 = time.perf_counter()
-        utterances = list(analysis.utterances)
-        timing = measure_timing(analysis.acoustics, config=c,
-                                hold_cues_s=hold_cues(c, utterances, matcher=self.matcher),
-                                rates_cps=speaking_rates(utterances), utterances=utterances,
-                                acknowledgements=self.acknowledgements, inventions=self.inventions)
-        turns = utterances + unrecognised_turns(analysis.acoustics, utterances)
-        findings = evaluate(c, turns, matcher=self.matcher, timing=timing, facts=facts)
-        if c.recheck.enabled and analysis.checks:
-            findings = apply_checks(findings, analysis.checks)
-        silent = no_speech(analysis.acoustics, utterances)
-        score = unscorable(silent) if silent else score_findings(findings, c.scoring)
-        stage = dict(analysis.stage_s, rules_s=time.perf_counter() - t0)
+        stage = dict(analysis.stage_s)
+        with self._stage("rules", stage):
+            utterances = list(analysis.utterances)
+            timing = measure_timing(analysis.acoustics, config=c,
+                                    hold_cues_s=hold_cues(c, utterances, matcher=self.matcher),
+                                    rates_cps=speaking_rates(utterances), utterances=utterances,
+                                    acknowledgements=self.acknowledgements, inventions=self.inventions)
+            turns = utterances + unrecognised_turns(analysis.acoustics, utterances)
+            findings = evaluate(c, turns, matcher=self.matcher, timing=timing, facts=facts)
+            if c.recheck.enabled and analysis.checks:
+                findings = apply_checks(findings, analysis.checks)
+            silent = no_speech(analysis.acoustics, utterances)
+            score = unscorable(silent) if silent else score_findings(findings, c.scoring)
         return CallResult(Path(analysis.audio["path"]).stem, dict(analysis.audio), timing, tuple(findings),
                           analysis.utterances, score, self.versions(model=analysis.model), self.settings_record(),
                           stage)
@@ -340,6 +361,12 @@ def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
     against Silero) → echo of the other channel (stereo) → regions joined and padded → each region
     verified by Silero.
     """
+    # the FFTs of the tone and music detectors use this worker's thread cap (all cores when it is 0: auto)
+    with scipy_fft.set_workers(config.model.cpu_threads or -1):
+        return _analyze_acoustics(audio, config)
+
+
+def _analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
     c = config
     stereo = audio.channels == 2
     roles = {"agent": c.channels.agent, "customer": c.channels.customer} if stereo else {"mixed": 0}

@@ -39,10 +39,13 @@ def test_score_good_and_bad_files_exits_2_with_one_line_per_bad_file(tmp_path):
 
 
 def test_readable_summary_and_exit_0(tmp_path):
-    proc = run("score", str(SAMPLES / "no_closing.flac"))
+    proc = run("score", str(SAMPLES / "no_closing.flac"), "--timings")
     assert proc.returncode == 0, proc.stderr
     assert "no_closing  score 80  verdict FAIL" in proc.stdout
     assert "[FAIL] CLS-2" in proc.stdout
+    # the stage hook: each stage's time on stderr, in pipeline order
+    stages = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("qa-audio: ")]
+    assert stages[:3] == ["vad_tones", "asr", "rules"] and "recheck" in stages
 
 
 def test_bad_config_is_a_clean_one_line_error(tmp_path):

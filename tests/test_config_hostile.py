@@ -14,6 +14,13 @@ from qa_audio.errors import ConfigError
 
 # (what is replaced, by what, the field named, a word of the message); the line is the replaced one
 VARIANTS = [
+    # the metric registry decides what a threshold may say: a party is matched with equals, a number bounded
+    ("    metric: {name: hangup_side, equals: customer}", "    metric: {name: hangup_side, max: 1}",
+     "rules[18].metric.max", "is a party"),
+    ("    metric: {name: rings, max: 3}", "    metric: {name: rings, equals: customer}", "rules[0].metric.equals",
+     "is a number"),
+    ("    when: {metric: rings, above: 3}", "    when: {metric: last_speaker, above: 3}", "rules[1].when.metric",
+     "a condition needs a number"),
     ("  pass_score: 85.0 ", "  pass_score: .nan ", "scoring.pass_score", "finite"),
     ("  pass_score: 85.0 ", "  pass_score: .inf ", "scoring.pass_score", "finite"),
     ("  pass_score: 85.0 ", "  pass_score: nan ", "scoring.pass_score", "finite"),

@@ -8,11 +8,11 @@ every worker (a shared folder), and every worker must see the same config.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import cast
 
 from distributed import Client, WorkerPlugin, as_completed, get_worker
 
+from qa_audio.batch.jobs import score_job, worker_scorer
 from qa_audio.config import Config
 from qa_audio.errors import QAError
 from qa_audio.pipeline import Scorer
@@ -28,19 +28,13 @@ class ScorerPlugin(WorkerPlugin):
         self.scorer: Scorer | None = None
 
     def setup(self, worker) -> None:
-        from qa_audio.config import load_config
-        config = load_config(self.config_path, profile=self.profile)
-        config = replace(config, model=replace(config.model, cpu_threads=self.cpu_threads))
-        self.scorer = Scorer(config)
-        _ = self.scorer.model  # load once, now
+        self.scorer = worker_scorer(self.config_path, self.profile, self.cpu_threads)
 
     def teardown(self, worker) -> None:
         self.scorer = None
 
 
 def _score_on_worker(path: str) -> dict:
-    from qa_audio.batch.jobs import score_job
-
     scorer = cast(ScorerPlugin, get_worker().plugins[PLUGIN_NAME]).scorer
     assert scorer is not None, "the plugin's setup loads the scorer"
     return score_job(scorer, path)

@@ -64,13 +64,20 @@ def score_job(scorer: Scorer, path: str) -> dict:
 _WORKER_SCORER: Scorer | None = None   # one per worker process, set once by the pool initializer
 
 
+def worker_scorer(config_path: str, profile: str | None, cpu_threads: int) -> Scorer:
+    """A worker's scorer (process pool or Dask): the batch's config, this worker's thread cap, the model
+    loaded now, once."""
+    config = load_config(config_path, profile=profile)
+    config = replace(config, model=replace(config.model, cpu_threads=cpu_threads))
+    scorer = Scorer(config)
+    _ = scorer.model
+    return scorer
+
+
 def _init_worker(config_path: str, profile: str | None, cpu_threads: int) -> None:
     global _WORKER_SCORER
     _die_with_parent()
-    config = load_config(config_path, profile=profile)
-    config = replace(config, model=replace(config.model, cpu_threads=cpu_threads))
-    _WORKER_SCORER = Scorer(config)
-    _ = _WORKER_SCORER.model  # load now, once
+    _WORKER_SCORER = worker_scorer(config_path, profile, cpu_threads)
 
 
 def _pool_job(path: str) -> dict:

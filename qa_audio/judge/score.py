@@ -1,10 +1,11 @@
 """Turn findings into a 0-100 score and a verdict."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from qa_audio.config import ScoreSettings
-from qa_audio.judge.rules import Finding
 
 VERDICTS = ("pass", "fail", "review", "unscorable", "error")
 
@@ -22,14 +23,28 @@ def unscorable(reason: str) -> Score:
     return Score(None, "unscorable", False, reason)
 
 
-def _raw(findings: list[Finding], settings: ScoreSettings) -> tuple[float, bool]:
+class Scorable(Protocol):
+    """What scoring reads of a finding: a judged one (:class:`~qa_audio.judge.rules.Finding`) or one as a
+    supervisor decided it (:class:`~qa_audio.results.review.DecidedFinding`)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def deduction(self) -> float: ...
+    @property
+    def redline(self) -> bool: ...
+    @property
+    def low_confidence(self) -> bool: ...
+
+
+def _raw(findings: Sequence[Scorable], settings: ScoreSettings) -> tuple[float, bool]:
     failed = [f for f in findings if f.status == "fail"]
     if any(f.redline for f in failed):
         return settings.redline_score, True
     return max(0.0, 100.0 - sum(f.deduction for f in failed)), False
 
 
-def score_findings(findings: list[Finding], settings: ScoreSettings) -> Score:
+def score_findings(findings: Sequence[Scorable], settings: ScoreSettings) -> Score:
     """100 minus every failed rule's weight; a red-line hit fails the call outright.
 
     A failing call whose failure rests on low-confidence ASR hits (it would pass

@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from qa_audio.config import PrivacySettings
+from qa_audio.speech.normalize import SPOKEN_DIGITS
+from qa_audio.speech.transcribe import Word
 
+# every way a digit of a personal number is written: Arabic and full-width digits, the spoken digits the
+# transcript normaliser reads (normalize.SPOKEN_DIGITS), the radio/telephone forms (洞 0, 拐 7, 勾 9),
+# traditional 兩, and the formal (financial) numerals
 DIGIT_VALUE = {**{str(d): str(d) for d in range(10)}, **{chr(0xFF10 + d): str(d) for d in range(10)},
-               "零": "0", "〇": "0", "洞": "0", "幺": "1", "一": "1", "壹": "1", "二": "2", "两": "2", "兩": "2",
-               "贰": "2", "貳": "2", "三": "3", "叁": "3", "四": "4", "肆": "4", "五": "5", "伍": "5", "六": "6",
-               "陆": "6", "陸": "6", "七": "7", "拐": "7", "柒": "7", "八": "8", "捌": "8", "九": "9", "勾": "9",
-               "玖": "9"}
+               **SPOKEN_DIGITS, "洞": "0", "拐": "7", "勾": "9", "兩": "2",
+               **{ch: str(d) for d, ch in enumerate("零壹贰叁肆伍陆柒捌玖") if d}, "貳": "2", "陸": "6"}
 X_CHARS = {"X", "x", "Ｘ", "叉"}
 SEPARATORS = set(" \u3000-–—,，、.。·/()（）:：;；")
 FILLERS = set("嗯呃啊额哦唔噢那个就是然后呢吧")   # what a caller says between digit groups (一三八，嗯，零零一三)
@@ -237,16 +240,17 @@ class Redactor:
             u["words"] = self._words(u["words"])
         return out
 
-    def _words(self, words: list) -> list:
+    def _words(self, stored: list) -> list:
         """Mask across word boundaries: a number is often several ASR words."""
-        joined = "".join(w[2] for w in words)
+        words = [Word.from_list(w) for w in stored]
+        joined = "".join(w.text for w in words)
         masked = self.text(joined)
         if masked is None or masked == joined:
-            return words
+            return stored
         out, at = [], 0
         for w in words:
-            out.append([w[0], w[1], masked[at: at + len(w[2])], *w[3:]])
-            at += len(w[2])
+            out.append(replace(w, text=masked[at: at + len(w.text)]).to_list())
+            at += len(w.text)
         return out
 
 
@@ -255,14 +259,14 @@ def pii_times(utterances: list[dict], settings: PrivacySettings | None = None) -
     s = settings or PrivacySettings()
     out = []
     for u in utterances:
-        words = u.get("words") or []
+        words = [Word.from_list(w) for w in u.get("words") or []]
         offsets, at = [], 0
         for w in words:
-            offsets.append((at, at + len(w[2])))
-            at += len(w[2])
-        joined = "".join(w[2] for w in words)
+            offsets.append((at, at + len(w.text)))
+            at += len(w.text)
+        joined = "".join(w.text for w in words)
         for span in find_pii(joined, digit_runs_min=s.mask_digit_runs_min):
             covered = [w for w, (a, b) in zip(words, offsets) if a < span.end and b > span.start]
             if covered:
-                out.append((float(covered[0][0]), float(covered[-1][1]), span.kind))
+                out.append((covered[0].start_s, covered[-1].end_s, span.kind))
     return out

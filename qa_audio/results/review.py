@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from qa_audio.config import PrivacySettings
+from qa_audio.config import PrivacySettings, ScoreSettings
 from qa_audio.errors import QAError
+from qa_audio.judge.score import score_findings
 from qa_audio.results.privacy import Redactor
 from qa_audio.results.store import Store, StoredCall
 
@@ -25,53 +26,71 @@ class ReviewError(QAError):
     """A review that cannot be applied (unknown rule, n/a finding, empty reason…)."""
 
 
+@dataclass(frozen=True)
+class DecidedFinding:
+    """One stored finding as the supervisor decided it: what scoring needs, typed (the rest of the finding
+    stays in the stored result's JSON)."""
+
+    rule: str
+    status: str
+    deduction: float
+    redline: bool
+    low_confidence: bool
+    review: dict | None = None
+
+    @classmethod
+    def of(cls, finding: dict, review: dict | None) -> DecidedFinding:
+        found = cls(finding["rule"], finding["status"], float(finding["deduction"]), bool(finding.get("redline")),
+                    bool(finding.get("low_confidence")), review)
+        if not review:
+            return found
+        if review["decision"] != "overturn":                  # confirmed: no longer doubtful
+            return replace(found, low_confidence=False)
+        if found.status == "fail":                             # overturned failure: a pass, nothing deducted
+            return replace(found, status="pass", deduction=0.0, redline=False, low_confidence=False)
+        if found.status == "pass":                             # overturned pass: a failure at the rule's weight
+            weight = float(finding.get("weight", 0.0)) if finding.get("enabled", True) else 0.0
+            return replace(found, status="fail", deduction=weight, low_confidence=False)
+        return found
+
+    def into(self, finding: dict) -> dict:
+        """The stored finding's dict with this decision applied (the JSON edge: pages and exports)."""
+        out = dict(finding)
+        if not self.review:
+            return out
+        out["review"] = self.review
+        if self.review["decision"] != "overturn":
+            out["low_confidence"] = False
+        elif self.status != finding["status"]:
+            out.update(status=self.status, passed=self.status == "pass", deduction=self.deduction,
+                       low_confidence=False)
+            if self.status == "pass":
+                out["redline"] = False
+        return out
+
+
+def decided_findings(result: dict, reviews: dict) -> list[DecidedFinding]:
+    return [DecidedFinding.of(f, reviews.get(f["rule"])) for f in result["findings"]]
+
+
 def final_findings(result: dict, reviews: dict) -> list[dict]:
     """The findings as the supervisor decided them (``status``, ``deduction``, ``redline`` adjusted)."""
-    out = []
-    for f in result["findings"]:
-        f = dict(f)
-        review = reviews.get(f["rule"])
-        if review:
-            f["review"] = review
-            if review["decision"] == "overturn":
-                if f["status"] == "fail":
-                    f.update(status="pass", passed=True, deduction=0.0, redline=False, low_confidence=False)
-                elif f["status"] == "pass":
-                    f.update(status="fail", passed=False,
-                             deduction=float(f.get("weight", 0.0)) if f.get("enabled", True) else 0.0,
-                             low_confidence=False)
-            else:
-                f["low_confidence"] = False
-        out.append(f)
-    return out
+    return [d.into(f) for d, f in zip(decided_findings(result, reviews), result["findings"])]
 
 
 def final_score(result: dict, reviews: dict) -> tuple[float | None, str]:
-    """(score, verdict) after review, with the result's own pass mark and red-line score.
+    """(score, verdict) after review, by the one scoring function, with the result's own pass mark and
+    red-line score.
 
     An unscorable call (nobody speaks) stays unscorable: no review of findings makes it pass.
     """
     if result.get("verdict") == "unscorable":
         return None, "unscorable"
     scoring = result.get("settings", {}).get("scoring", {})
-    pass_score = float(scoring.get("pass_score", 85.0))
-    redline_score = float(scoring.get("redline_score", 0.0))
-    findings = final_findings(result, reviews)
-
-    def raw(items) -> tuple[float, bool]:
-        failed = [f for f in items if f["status"] == "fail"]
-        if any(f.get("redline") for f in failed):
-            return redline_score, True
-        return max(0.0, 100.0 - sum(float(f["deduction"]) for f in failed)), False
-
-    score, redline = raw(findings)
-    if not redline and score >= pass_score:
-        return round(score, 2), "pass"
-    certain = [f for f in findings if not (f["status"] == "fail" and f.get("low_confidence"))]
-    score_certain, redline_certain = raw(certain)
-    if not redline_certain and score_certain >= pass_score:
-        return round(score, 2), "review"
-    return round(score, 2), "fail"
+    settings = ScoreSettings(pass_score=float(scoring.get("pass_score", 85.0)),
+                             redline_score=float(scoring.get("redline_score", 0.0)))
+    scored = score_findings(decided_findings(result, reviews), settings)
+    return scored.score, scored.verdict
 
 
 def review_finding(store: Store, call: StoredCall, rule: str, *, decision: str, reason: str,

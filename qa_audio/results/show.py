@@ -21,22 +21,33 @@ def fmt_clock(value) -> str:
     return f"{int(m)}:{s:04.1f}"
 
 
+def call_duration_s(call: StoredCall) -> float:
+    return max(float((call.analysis or {})["acoustics"]["duration_s"]), 0.001)
+
+
+def timeline_spans(call: StoredCall, *, min_overtalk_s: float) -> dict[str, list[tuple[float, float]]]:
+    """The spans a timeline shows, by row (ring, each party's speech, hold, overtalk, dead_air), from the
+    stored acoustics and timing; an overtalk is drawn at least ``min_overtalk_s`` wide."""
+    assert call.result is not None and call.analysis is not None
+    acoustics, t = call.analysis["acoustics"], call.result["timing"]
+    rows: dict[str, list[tuple[float, float]]] = {
+        "ring": [(float(a), float(b)) for a, b in acoustics.get("ring_bursts", [])]}
+    for role, regions in acoustics["regions"].items():
+        rows[role] = [(float(a), float(b)) for a, b in regions]
+    rows["hold"] = [(h["start_s"], h["end_s"]) for h in t["holds"]]
+    rows["overtalk"] = [(i["at_s"], i["at_s"] + max(float(i["overlap_s"]), min_overtalk_s))
+                        for i in (t["interruptions"] or [])]
+    rows["dead_air"] = [(d["start_s"], d["end_s"]) for d in t["dead_air"]]
+    return rows
+
+
 def timeline_rows(call: StoredCall, *, width: int = 64) -> list[str]:
     """A character timeline: each column is ``duration / width`` seconds of the call."""
     if call.result is None or call.analysis is None:
         return []
-    result, acoustics = call.result, call.analysis["acoustics"]
-    duration = max(float(acoustics["duration_s"]), 0.001)
-    t = result["timing"]
-    spans: dict[str, list[tuple[float, float]]] = {
-        "ring": [tuple(s) for s in acoustics["ring_bursts"]],
-        "hold": [(h["start_s"], h["end_s"]) for h in t["holds"]],
-        "dead air": [(d["start_s"], d["end_s"]) for d in t["dead_air"]],
-        "overtalk": [(i["at_s"], i["at_s"] + max(i["overlap_s"], duration / width))
-                     for i in (t["interruptions"] or [])],
-    }
-    for role, regions in acoustics["regions"].items():
-        spans[role] = [tuple(s) for s in regions]
+    duration = call_duration_s(call)
+    spans = timeline_spans(call, min_overtalk_s=duration / width)
+    spans["dead air"] = spans.pop("dead_air")
     step = duration / width
     ruler = [" "] * width
     for col in range(0, width, 16):

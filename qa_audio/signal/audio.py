@@ -14,6 +14,7 @@ import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -233,15 +234,20 @@ def file_sha256(path: str | Path) -> tuple[str, int]:
     """(SHA-256, size in bytes) of a recording file, read in blocks; the checks of :func:`check_file`."""
     path = Path(path)
     check_file(path)
-    digest = hashlib.sha256()
-    size = 0
     with _opened(path) as fh:
         try:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-                size += len(chunk)
+            return sha256_of(fh)
         except OSError as exc:
             raise AudioError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def sha256_of(fh: BinaryIO) -> tuple[str, int]:
+    """(SHA-256, size in bytes) of an open binary file, read in 1 MiB blocks (recordings, model files)."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
+        size += len(chunk)
     return digest.hexdigest(), size
 
 

@@ -26,7 +26,6 @@ MUSIC_HOP_S = 0.5
 SUSTAIN_S = 0.4
 MUSIC_GAP_FILL_S = 1.0
 BAND_HZ = (125.0, 3400.0)
-FFT_WORKERS = -1          # scipy's pocketfft splits the frames over every core
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ def detect_ringback(samples: np.ndarray, *, rate_hz: int, plan: TonePlan, settin
     frames = _frames(samples.astype(np.float32), size=hop, hop=hop)
     if frames.shape[0] == 0:
         return Ringback((), (), plan.name)
-    spectrum = np.abs(scipy_fft.rfft(frames * np.hanning(hop), axis=1, workers=FFT_WORKERS)) ** 2
+    spectrum = np.abs(scipy_fft.rfft(frames * np.hanning(hop), axis=1)) ** 2
     freqs = np.fft.rfftfreq(hop, 1.0 / rate_hz)
     band = (freqs >= 100) & (freqs <= 3600)
     total = spectrum[:, band].sum(axis=1) + 1e-12
@@ -83,7 +82,7 @@ def detect_music(samples: np.ndarray, *, rate_hz: int, settings: TimingSettings,
     frames = _frames(x, size=n_fft, hop=hop)
     if frames.shape[0] < int(MUSIC_WINDOW_S * fps):
         return []
-    spec = np.abs(scipy_fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1, workers=FFT_WORKERS)).T
+    spec = np.abs(scipy_fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)).T
     freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
     spec = spec[(freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1])]
     # line noise is sustained too: measure what stands above the channel's stationary noise spectrum

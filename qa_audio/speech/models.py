@@ -9,7 +9,6 @@ directory, never a directory that loads half a model.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from qa_audio.config import ModelSettings
 from qa_audio.errors import ModelError
+from qa_audio.signal.audio import sha256_of
 
 BUNDLED_NAME = "whisper-base"
 BUNDLED_SIZE = 145_217_607
@@ -82,11 +82,8 @@ def bundled_versions() -> dict[str, str | None]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha256_of(fh)[0]
 
 
 def assemble_bundled(*, root: Path | None = None) -> Path:

@@ -2,7 +2,6 @@
 hash, transcoded once when a browser cannot play them as they are."""
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -10,6 +9,7 @@ import threading
 from pathlib import Path
 
 from qa_audio.errors import QAError
+from qa_audio.signal.audio import sha256_of
 
 # codecs a browser's <audio> plays as they are; anything else is decoded once and served as 16-bit WAV
 PLAYABLE = {"WAV/PCM_16": "audio/wav", "WAV/PCM_24": "audio/wav", "WAV/PCM_U8": "audio/wav",
@@ -47,11 +47,8 @@ class AudioFiles:
         with self._lock:
             ok = self._verified.get(key)
         if ok is None:
-            digest = hashlib.sha256()
             with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-            ok = digest.hexdigest() == source["audio_sha256"]
+                ok = sha256_of(fh)[0] == source["audio_sha256"]
             with self._lock:
                 self._verified[key] = ok
         if not ok:

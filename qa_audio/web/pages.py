@@ -27,7 +27,7 @@ from qa_audio.results.review import (
     review_finding,
     review_labels,
 )
-from qa_audio.results.show import fmt_clock
+from qa_audio.results.show import call_duration_s, fmt_clock, timeline_spans
 from qa_audio.results.store import CALL_SORTS
 from qa_audio.web.audio_files import AudioUnavailable
 from qa_audio.web.state import MAX_ID, call_or_404, current_queue, state, store
@@ -161,14 +161,8 @@ def labels():
 # ------------------------------------------------------------------------ helpers
 def timeline(call) -> dict:
     """Rows of (start_s, end_s) spans for the call page's timeline, from the stored acoustics and timing."""
-    acoustics, t = call.analysis["acoustics"], call.result["timing"]
-    duration = max(float(acoustics["duration_s"]), 0.001)
-    rows = {"ring": [tuple(s) for s in acoustics.get("ring_bursts", [])]}
-    for role, regions in acoustics["regions"].items():
-        rows[role] = [tuple(s) for s in regions]
-    rows["hold"] = [(h["start_s"], h["end_s"]) for h in t["holds"]]
-    rows["overtalk"] = [(i["at_s"], i["at_s"] + max(float(i["overlap_s"]), 0.3)) for i in (t["interruptions"] or [])]
-    rows["dead_air"] = [(d["start_s"], d["end_s"]) for d in t["dead_air"]]
+    duration = call_duration_s(call)
+    rows = timeline_spans(call, min_overtalk_s=0.3)
     shown = [(key, label, [(float(a), float(b)) for a, b in rows[key]]) for key, label in TIMELINE_ROWS
              if key in rows and (rows[key] or key in ("agent", "customer", "ring", "hold"))]
     ticks_every = next(s for s in (5, 10, 15, 30, 60, 120, 300, 600, 1e9) if duration / s <= 12)
