@@ -210,7 +210,10 @@ class Scorer:
                                                                            hotwords=hotwords.get(key))
             else:
                 phrase = phrases[0]
-                how, margin, verdict, heard = windows[key].fuzzy(phrase, found=found)
+                def found_any(text: str, lexicon: str = lexicon) -> bool:
+                    return heard_exactly(self.matcher, lexicon, text)
+
+                how, margin, verdict, heard = windows[key].fuzzy(phrase, found=found, found_any=found_any)
             checks.append(Check(rule_id, lexicon, phrase, channel, start_s, end_s, kind, how, round(margin, 4),
                                 verdict, heard))
         return checks

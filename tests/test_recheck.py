@@ -106,3 +106,24 @@ def test_a_required_phrase_found_only_fuzzily_must_be_borne_out_by_the_audio(sco
                   audio.source_rate_hz, audio.source_channels, audio.codec)
     grt1 = _finding(scorer.judge(scorer.recheck(fake, quiet)), "GRT-1")
     assert grt1.status == "fail" and "not borne out" in grt1.detail and grt1.low_confidence
+
+
+def test_a_pass_rests_on_its_exact_hit_not_on_an_overlapping_fuzzy_one(scorer, compliant):
+    _, analysis = compliant
+    said = _with_text(analysis, "中联融资客服中心", "中联融资客服中心我理解您的心情")
+    emp = _finding(scorer.judge(said), "EMP-1")
+    if emp.status == "pass":                       # EMP-1 needs an apology too; the empathy hit is what we check
+        assert all(e.get("how") != "fuzzy" for e in emp.evidence)
+    from qa_audio.judge.recheck import checkable
+
+    assert not (emp.status == "pass" and checkable(emp))
+
+
+def test_a_fuzzy_hit_is_confirmed_by_the_window_saying_a_phrase_of_its_lexicon(scorer, compliant):
+    audio, analysis = compliant
+    last = next(u.text for u in reversed(analysis.utterances) if u.channel == "agent" and "再见" in u.text)
+    fake = _with_text(analysis, last, "感谢您的来宾")           # the only farewell left: fuzzy ~ 感谢您的来电
+    rechecked = scorer.recheck(fake, audio)
+    farewell = [c for c in rechecked.checks if c.lexicon == "farewell" and c.kind == "fuzzy"]
+    assert farewell and all(c.verdict == "confirmed" and c.how == "plain" for c in farewell)
+    assert _finding(scorer.judge(rechecked), "CLS-2").status == "pass"

@@ -284,3 +284,23 @@ def test_words_decide_backchannels_loosely_timed_words_and_whispers_inventions()
     words = [Word(12.0, 13.5, "我想问一下", 0.8)]
     assert find_interruptions([Span(12.0, 12.3)], customer, by="agent", settings=SETTINGS, words=words,
                               acknowledgements=ACKS) == []
+
+
+def test_dead_air_under_background_voices_is_found_with_the_transcript():
+    from qa_audio.judge.timing import analyze_timing
+
+    # the agent's region runs across a 12 s silence (background voices in the room kept it open), but the
+    # agent's own speech frames and words stop at 20 s and start again at 32 s
+    regions = {"agent": [Span(1.0, 40.0)], "customer": [Span(8.0, 12.0)]}
+    voiced = {"agent": [Span(1.0, 7.0), Span(14.0, 20.0), Span(24.0, 24.1), Span(28.0, 28.05), Span(32.0, 40.0)],
+              "customer": [Span(8.0, 12.0)]}
+    words = {"agent": [Word(1.0, 7.0, "您好中联融资客服中心", 0.9), Word(14.0, 20.0, "我帮您查一下", 0.9),
+                       Word(32.0, 40.0, "让您久等了", 0.9)],
+             "customer": [Word(8.0, 12.0, "我想查询还款", 0.9)]}
+    timing = analyze_timing(duration_s=41, settings=SETTINGS, voiced=voiced, words=words, **regions)
+    assert [(round(d.start_s), round(d.end_s)) for d in timing.dead_air] == [(20, 32)]
+    # without the transcript the regions decide, as before: no dead air
+    assert analyze_timing(duration_s=41, settings=SETTINGS, voiced=voiced, **regions).dead_air == ()
+    # speech the strict gate lost in loud line noise still has its words: no dead air
+    words["customer"].append(Word(21.0, 31.0, "那我需要准备什么材料呢我还想问一下", 0.8))
+    assert analyze_timing(duration_s=41, settings=SETTINGS, voiced=voiced, words=words, **regions).dead_air == ()

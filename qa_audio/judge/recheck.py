@@ -149,10 +149,17 @@ class Examined:
                     return heard[0], "hotword", margin, "confirmed", biased
         return best
 
-    def fuzzy(self, phrase: str, *, found) -> tuple[str, float, str, str]:
-        """Is a fuzzy hit of ``phrase`` real? (how, margin, verdict, heard)"""
+    def fuzzy(self, phrase: str, *, found, found_any=None) -> tuple[str, float, str, str]:
+        """Is a fuzzy hit of ``phrase`` real? (how, margin, verdict, heard)
+
+        ``found_any(text)``: whether ``text`` holds any phrase of the hit's lexicon exactly (or as a
+        homophone). The window's unbiased decode holding one settles it (what the rule asks was said,
+        in other words of its lexicon: 谢谢您的来电 for 感谢您的来电); so does the hotword decode, at the
+        fuzzy margin."""
+        if found_any is not None and found_any(self.plain):
+            return "plain", 0.0, "confirmed", self.plain
         biased = self.biased([phrase])
-        if not found(biased, phrase):
+        if not (found(biased, phrase) or (found_any is not None and found_any(biased))):
             return "hotword", -99.0, "rejected", biased
         margin = self.checker.log_probability(self.encoded, biased) - self.base
         return "hotword", margin, ("confirmed" if margin >= self.checker.settings.fuzzy_margin else "rejected"), biased
@@ -182,10 +189,12 @@ def _said(matcher, channel: str, start_s: float, end_s: float, text: str):
     return matcher.prepare(Utterance(channel, start_s, end_s, text, (Word(start_s, end_s, text, 1.0),)))
 
 
-def heard_exactly(matcher, lexicon: str, text: str, phrase: str) -> bool:
-    """Whether ``phrase`` of ``lexicon`` is in ``text`` exactly or as a homophone (never fuzzily)."""
+def heard_exactly(matcher, lexicon: str, text: str, phrase: str | None = None) -> bool:
+    """Whether ``phrase`` of ``lexicon`` (None: any of its phrases) is in ``text`` exactly or as a
+    homophone (never fuzzily)."""
     prep = _said(matcher, "any", 0.0, 1.0, text)
-    return any(h.phrase == phrase and h.how in ("exact", "pinyin") for h in matcher.find(prep, lexicon))
+    return any((phrase is None or h.phrase == phrase) and h.how in ("exact", "pinyin")
+               for h in matcher.find(prep, lexicon))
 
 
 def checkable(finding) -> bool:

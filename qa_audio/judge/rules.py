@@ -179,7 +179,10 @@ def _judge_present(
         ok = count >= rule.min_count
         detail += f"; {count} hit(s), needs {rule.min_count}"
     if ok:
-        firsts = sorted((min(v, key=lambda h: h.start_s) for v in found.values() if v), key=lambda h: h.start_s)
+        # per lexicon its first hit, an exact or homophone one before any fuzzy one: a pass rests on the
+        # surest hit (and only a pass resting on fuzzy hits alone is re-checked against the audio)
+        firsts = sorted((min(v, key=lambda h: (h.how == "fuzzy", h.start_s)) for v in found.values() if v),
+                        key=lambda h: h.start_s)
         return True, detail, tuple(h.evidence() for h in firsts)
     return False, detail, _utterance_evidence(scope, latest_first=rule.window.turns == "last")
 

@@ -11,10 +11,19 @@ from typing import Any
 
 from qa_audio.config import TimingSettings
 from qa_audio.judge.holds import Hold, find_holds
-from qa_audio.judge.turns import Interruption, TimedText, find_interruptions, longest_unacknowledged
+from qa_audio.judge.turns import (
+    Interruption,
+    TimedText,
+    find_interruptions,
+    is_acknowledgement,
+    longest_unacknowledged,
+    utterances_of,
+)
 from qa_audio.signal.hangup import Hangup
 from qa_audio.signal.spans import Span, gaps, round_s, subtract, total_s
 from qa_audio.signal.vad import MIN_RUN_S
+
+DEAD_AIR_SPEECH_MIN_S = 0.3   # an utterance this long ends a silence (shorter: a click, a breath, a far voice)
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,17 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
     dead_air: list[Span] = []
     if answer_s is not None and everyone:
         quiet = gaps(everyone, start_s=answer_s, end_s=max(s.end_s for s in everyone))
+        if voiced and words:
+            # with the transcript, silence is judged on frame-level speech and on the words, not on the
+            # regions sent to Whisper: those are joined and padded, and background voices in the room
+            # (babble) bridge them across a silent stretch; speech the strict gate loses in loud line
+            # noise still has its words
+            spoken = [u for party in voiced.values()
+                      for u in utterances_of(list(party), gap_s=settings.utterance_gap_s)
+                      if u.duration_s >= DEAD_AIR_SPEECH_MIN_S]
+            spoken += [Span(w.start_s, max(w.end_s, w.start_s)) for party in words.values() for w in party
+                       if not is_acknowledgement(w.text, inventions)]
+            quiet = gaps(spoken, start_s=answer_s, end_s=max(s.end_s for s in everyone)) if spoken else quiet
         quiet = subtract(quiet, [Span(h.start_s, h.end_s) for h in holds] + list(music) + list(tone))
         dead_air = [q for q in quiet if q.duration_s >= settings.dead_air_min_s]
 
