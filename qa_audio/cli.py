@@ -12,6 +12,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from qa_audio.config import METADATA_FIELDS
 from qa_audio.errors import ConfigError, QAError
 from qa_audio.results.show import render_summary
 from qa_audio.version import __version__
@@ -338,11 +339,7 @@ def _scoring_commands(sub) -> None:
     p.add_argument("folder", nargs="?", metavar="DIR", help="folder of recordings, searched recursively")
     p.add_argument("--db", required=True, help="SQLite results store (created if missing)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes, each with its own model")
-    p.add_argument(
-        "--metadata",
-        metavar="CSV",
-        help="sidecar CSV: file, agent_id, agent_name, team, call_time, direction, hangup_side, client",
-    )
+    p.add_argument("--metadata", metavar="CSV", help="sidecar CSV: file, " + ", ".join(METADATA_FIELDS))
     p.add_argument("--out", metavar="DIR", help="also write one JSON result per call here")
     p.add_argument(
         "--rescore",

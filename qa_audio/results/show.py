@@ -1,6 +1,7 @@
 """One stored call in the terminal: header, timeline, transcript and findings (``qa-audio show``)."""
 from __future__ import annotations
 
+from qa_audio.config import METADATA_FIELDS
 from qa_audio.results.store import StoredCall
 
 ROWS = (("ring", "#"), ("agent", "="), ("customer", "="), ("mixed", "="), ("hold", "H"), ("overtalk", "!"),
@@ -75,8 +76,7 @@ def render_call(call: StoredCall, *, mask=None, mask_id=None) -> str:
         return f"{call.call_id}: no result stored"
     meta = call.metadata
     a = r["audio"]
-    who = ", ".join(f"{k} {mask_id(str(meta[k]))}" for k in ("agent_id", "agent_name", "team", "call_time", "direction",
-                                                 "hangup_side") if meta.get(k)) or "no metadata"
+    who = ", ".join(f"{k} {mask_id(str(meta[k]))}" for k in METADATA_FIELDS if meta.get(k)) or "no metadata"
     score = "–" if r["score"] is None else f"{r['score']:g}"
     lines = [f"{mask_id(call.call_id)}  score {score}  verdict {r['verdict'].upper()}  ({r.get('verdict_reason', '')})",
              f"  {mask_id(a['path'])}  {a['duration_s']:.1f} s, {a['channels']} ch, {a['sample_rate_hz']} Hz, "
