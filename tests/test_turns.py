@@ -85,6 +85,10 @@ def test_line_noise_where_whisper_heard_no_word_of_the_other_does_not_make_an_in
 def test_the_other_partys_echo_transcribed_on_this_channel_is_not_this_party_speaking():
     assert is_echo_text("即使今天后每次压缩机被未营电器接收", "即使今天后每支压缩机被喂灵电器兼变")
     assert not is_echo_text("好的我帮您查一下", "我想问一下提前还款的手续费")
+    # a run of the other's words inside a stretch that is partly this party's own speech
+    assert is_echo_text("缩机被未营电器接收我不知道", "今天后每支压缩机被喂灵电器兼变对")
+    # a key phrase repeated inside a longer reply of one's own is no echo
+    assert not is_echo_text("提前还款的话需要先在应用里提交申请", "我想了解一下提前还款的手续费")
     customer = [Span(10.0, 16.0)]
     echo = [Word(12.0, 14.5, "那我什么时候能收到退款", 0.7)]
     theirs = [Word(11.9, 14.4, "那我什么时候能收到退款", 0.9)]

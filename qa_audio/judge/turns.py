@@ -74,6 +74,9 @@ UNHEARD_WINDOW_S = 1.5        # ... 1.5 s: line noise breaks into short bursts, 
 ECHO_TEXT_MIN_SYLLABLES = 3   # an utterance this long (syllables) whose words ...
 
 
+ECHO_CONTEXT_S = 1.0          # the words this far around an utterance are compared with the other channel's
+ECHO_RUN_SYLLABLES = 4        # ... or repeat a run this long (syllables) and
+ECHO_RUN_SHARE = 0.45         # ... this much of it
 ECHO_TEXT_SHARE = 0.5         # ... repeat the other party's words of the moment this much is their echo
 
 
@@ -125,8 +128,12 @@ def is_echo_text(mine: str, theirs: str) -> bool:
     said, heard = _syllables(mine), _syllables(theirs)
     if len(said) < ECHO_TEXT_MIN_SYLLABLES or not heard:
         return False
-    same = sum(b.size for b in SequenceMatcher(None, said, heard, autojunk=False).get_matching_blocks())
-    return same >= ECHO_TEXT_SHARE * len(said)
+    blocks = SequenceMatcher(None, said, heard, autojunk=False).get_matching_blocks()
+    same = sum(b.size for b in blocks)
+    # half of it repeated; or a run of ECHO_RUN_SYLLABLES repeated word for word inside a stretch that is
+    # partly the party's own speech (the words of a second either side are compared)
+    return same >= ECHO_TEXT_SHARE * len(said) or (max(b.size for b in blocks) >= ECHO_RUN_SYLLABLES
+                                                   and same >= ECHO_RUN_SHARE * len(said))
 
 
 def utterances_of(voiced: list[Span], *, gap_s: float) -> list[Span]:
@@ -181,15 +188,15 @@ def find_interruptions(
     )
     # a word counts only where the party's own speech frames back it: Whisper also transcribes the
     # other party's echo (and invents stock phrases such as 中文字幕 for a lone sound: ``inventions``)
-    words = _backed(words, [v for v in speaker if v.duration_s >= MIN_RUN_S])
+    mine_all = sorted(words or [], key=lambda w: w.start_s)
+    words = _backed(mine_all, [v for v in speaker if v.duration_s >= MIN_RUN_S])
     found: list[Interruption] = []
     taken: set[int] = set()
     spoke_until = -1.0  # the end of the speaker's last substantive utterance
     for i, utt in enumerate(mine):
         following_s = mine[i + 1].start_s if i + 1 < len(mine) else float("inf")
-        if not _substantive(
-            utt, following_s, words, them, settings=settings, acknowledgements=acknowledgements, inventions=inventions
-        ):
+        if not _substantive(utt, following_s, words, them, mine_all=mine_all, settings=settings,
+                            acknowledgements=acknowledgements, inventions=inventions):
             continue
         previous, spoke_until = spoke_until, utt.end_s
         if previous > utt.start_s - 1.0:  # the speaker goes on with their own turn
@@ -219,6 +226,7 @@ def _substantive(
     words: list[TimedText],
     them: _Other,
     *,
+    mine_all: list[TimedText],
     settings: TimingSettings,
     acknowledgements: frozenset[str],
     inventions: frozenset[str],
@@ -233,14 +241,17 @@ def _substantive(
         and any(u.start_s < utt.start_s and u.end_s >= utt.end_s + TALK_THROUGH_S for u in them.utterances)
     ):
         return False
+    # the other party's echo, transcribed on this channel: what Whisper wrote here around the utterance
+    # repeats what it wrote on the other channel at that moment (it copies a whole stretch, so the words
+    # of a second either side are compared, backed by speech frames or not)
+    near = "".join(w.text for w in mine_all if w.end_s >= utt.start_s - ECHO_CONTEXT_S
+                   and w.start_s <= utt.end_s + ECHO_CONTEXT_S)
+    if is_echo_text(near, "".join(w.text for w in them.all_words if w.end_s >= utt.start_s - 2 * ECHO_CONTEXT_S
+                                  and w.start_s <= utt.end_s + 2 * ECHO_CONTEXT_S)):
+        return False
     said = [w for w in words if utt.start_s - 0.15 <= (w.start_s + w.end_s) / 2 <= utt.end_s + 0.15]
     if said and is_acknowledgement("".join(w.text for w in said), inventions):
         said = []
-    if said and is_echo_text(
-        "".join(w.text for w in said),
-        "".join(w.text for w in them.all_words if w.end_s >= utt.start_s - 0.5 and w.start_s <= utt.end_s + 0.5),
-    ):
-        return False  # the other party's echo, not this one speaking
     if said:
         return not _backchannel_words(said, utt, acknowledgements)
     return utt.duration_s > settings.backchannel_max_s
