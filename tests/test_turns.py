@@ -308,3 +308,15 @@ def test_dead_air_under_background_voices_is_found_with_the_transcript():
     # speech the strict gate lost in loud line noise still has its words: no dead air
     words["customer"].append(Word(21.0, 31.0, "那我需要准备什么材料呢我还想问一下", 0.8))
     assert analyze_timing(duration_s=41, settings=SETTINGS, voiced=voiced, words=words, **regions).dead_air == ()
+
+
+def test_a_short_utterance_whose_words_whisper_doubts_is_judged_by_its_length():
+    customer = [Span(10.0, 12.8)]                       # goes on 0.8 s past the agent's onset, then stops
+    agent = [Span(12.0, 12.6)]                          # 嗯嗯 heard as 恩人, at p 0.29 / 0.44
+    doubted = [Word(12.0, 12.4, "恩", 0.29), Word(12.4, 12.6, "人", 0.44)]
+    assert find_interruptions(agent, customer, by="agent", settings=SETTINGS, words=doubted,
+                              acknowledgements=ACKS) == []
+    # the same words heard surely are a (short) cut-in
+    sure = [Word(12.0, 12.4, "等一", 0.9), Word(12.4, 12.6, "下", 0.9)]
+    found = find_interruptions(agent, customer, by="agent", settings=SETTINGS, words=sure, acknowledgements=ACKS)
+    assert [i.at_s for i in found] == [12.0]

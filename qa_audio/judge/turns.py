@@ -74,6 +74,7 @@ UNHEARD_WINDOW_S = 1.5        # ... 1.5 s: line noise breaks into short bursts, 
 ECHO_TEXT_MIN_SYLLABLES = 3   # an utterance this long (syllables) whose words ...
 
 
+UNSURE_WORDS_P = 0.5          # a short utterance's words below this mean probability count as none
 ECHO_CONTEXT_S = 1.0          # the words this far around an utterance are compared with the other channel's
 ECHO_RUN_SYLLABLES = 4        # ... or repeat a run this long (syllables) and
 ECHO_RUN_SHARE = 0.45         # ... this much of it
@@ -251,6 +252,10 @@ def _substantive(
         return False
     said = [w for w in words if utt.start_s - 0.15 <= (w.start_s + w.end_s) / 2 <= utt.end_s + 0.15]
     if said and is_acknowledgement("".join(w.text for w in said), inventions):
+        said = []
+    # a short utterance whose words Whisper itself doubts (恩人 for 嗯嗯 at p 0.3-0.4) has no words to go by
+    if (said and utt.duration_s <= settings.backchannel_max_s
+            and sum(getattr(w, "probability", 1.0) for w in said) / len(said) < UNSURE_WORDS_P):
         said = []
     if said:
         return not _backchannel_words(said, utt, acknowledgements)
