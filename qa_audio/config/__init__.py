@@ -68,30 +68,19 @@ DEFAULT_CONFIG = PACKAGE_ROOT / "configs" / "default.yaml"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Settings):
+    """A loaded config: its settings (the fields of :class:`Settings`), its rulebook, and where it came from."""
+
     path: str
     rulebook_name: str
     rulebook_version: str
-    channels: ChannelSettings
-    model: ModelSettings
-    vad: VadSettings
-    tone_plan: TonePlan
-    disconnect_plan: TonePlan | None
-    timing: TimingSettings
-    matching: MatchSettings
-    scoring: ScoreSettings
     rules: tuple[Rule, ...]
     lexicons: dict[str, Lexicon] = field(hash=False, compare=False)
     hold_request_lexicon: str | None = None
     backchannel_lexicon: str | None = None
     asr_inventions_lexicon: str | None = None
     digest: str = ""
-    metadata: MetadataSettings = field(default_factory=MetadataSettings)
-    privacy: PrivacySettings = field(default_factory=PrivacySettings)
-    review: ReviewSettings = field(default_factory=ReviewSettings)
     profile: str | None = None
-    audio: AudioSettings = field(default_factory=AudioSettings)
-    recheck: RecheckSettings = field(default_factory=RecheckSettings)
     files: tuple[str, ...] = ()                  # the extends: chain, base first (the config itself last)
     clients: dict[str, str] = field(default_factory=dict, hash=False, compare=False)   # client → its config file
     origins: dict[str, str] = field(default_factory=dict, hash=False, compare=False)   # setting → file:line

@@ -53,6 +53,10 @@ def _na(rule: Rule, detail: str) -> Finding:
     return Finding(rule, "n/a", 0.0, False, False, detail)
 
 
+def _pass(rule: Rule, detail: str, evidence=()) -> Finding:
+    return Finding(rule, "pass", 0.0, False, False, detail, tuple(evidence))
+
+
 def _fail(rule: Rule, detail: str, evidence=(), *, redline: bool = False, low_confidence: bool = False) -> Finding:
     """A failure; a disabled rule (``enabled: false``) is reported but deducts nothing."""
     if not rule.enabled:
@@ -194,16 +198,8 @@ def _phrase_finding(rule: Rule, scope: list[Prepared], view: CallView, matcher: 
         hits = _distinct([h for hits in found.values() for h in hits])
         if len(hits) <= rule.max_count:
             allowed = f" ({len(hits)} allowed up to {rule.max_count})" if hits else ""
-            return Finding(
-                rule,
-                "pass",
-                0.0,
-                False,
-                False,
-                f"none of {', '.join(rule.phrase_lexicons)} in {where}"
-                if not hits
-                else f"{len(hits)} hit(s) in {where}{allowed}",
-            )
+            return _pass(rule, f"{len(hits)} hit(s) in {where}{allowed}" if hits
+                         else f"none of {', '.join(rule.phrase_lexicons)} in {where}")
         redline = any(h.lexicon in rule.redline_lexicons for h in hits)
         lowconf = all(h.min_probability < matcher.settings.low_confidence for h in hits)
         said = "; ".join(f"{h.matched!r} ~ {h.phrase!r} ({h.how})" for h in hits[:MAX_EVIDENCE])
@@ -214,7 +210,7 @@ def _phrase_finding(rule: Rule, scope: list[Prepared], view: CallView, matcher: 
     scope_shown = [p for p in scope if p.utterance.start_s >= after.start_s] if after else scope
     ok, detail, evidence = _judge_present(rule, found, scope_shown or scope, where)
     if ok:
-        return Finding(rule, "pass", 0.0, False, False, detail, evidence)
+        return _pass(rule, detail, evidence)
     return _fail(rule, detail, evidence)
 
 
@@ -253,15 +249,8 @@ def _per_hold(rule: Rule, view: CallView, matcher: PhraseMatcher) -> Finding:
             )
         (failures if finding.status == "fail" else passes).append(finding)
     if not failures:
-        return Finding(
-            rule,
-            "pass",
-            0.0,
-            False,
-            False,
-            f"{len(holds)} hold(s): " + "; ".join(f.detail for f in passes),
-            tuple(e for f in passes for e in f.evidence)[:MAX_EVIDENCE],
-        )
+        return _pass(rule, f"{len(holds)} hold(s): " + "; ".join(f.detail for f in passes),
+                     tuple(e for f in passes for e in f.evidence)[:MAX_EVIDENCE])
     first = failures[0]
     detail = f"{len(failures)} of {len(holds)} hold(s) fail: " + "; ".join(f.detail for f in failures)
     return _fail(
@@ -299,9 +288,7 @@ def _repeat_back(rule: Rule, view: CallView, matcher: PhraseMatcher) -> Finding:
         if not any(_shared_digits(digits, said) >= spec.min_digits for said in later if said):
             missed.append((prep, hit, digits))
     if not missed:
-        return Finding(
-            rule, "pass", 0.0, False, False, f"the {rule.role} repeated back {len(given)} number(s) the customer gave"
-        )
+        return _pass(rule, f"the {rule.role} repeated back {len(given)} number(s) the customer gave")
     detail = "; ".join(
         f"no {rule.role} turn after {h.start_s:.0f} s repeats {spec.min_digits}+ digits of …{d[-spec.min_digits :]}"
         for _, h, d in missed
@@ -360,7 +347,7 @@ def evaluate_metric(rule: Rule, timing, facts: dict | None = None) -> Finding:
             evidence += shown_by
     detail = "; ".join(details)
     if not failed:
-        return Finding(rule, "pass", 0.0, False, False, detail)
+        return _pass(rule, detail)
     return _fail(rule, detail, evidence[:MAX_EVIDENCE])
 
 

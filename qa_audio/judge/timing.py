@@ -97,7 +97,7 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
 
     dead_air: list[Span] = []
     if answer_s is not None and everyone:
-        quiet = gaps(everyone, start_s=answer_s, end_s=max(s.end_s for s in everyone))
+        speech = everyone
         if voiced and words:
             # with the transcript, silence is judged on frame-level speech and on the words, not on the
             # regions sent to Whisper: those are joined and padded, and background voices in the room
@@ -108,7 +108,8 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
                       if u.duration_s >= DEAD_AIR_SPEECH_MIN_S]
             spoken += [Span(w.start_s, max(w.end_s, w.start_s)) for party in words.values() for w in party
                        if not is_acknowledgement(w.text, inventions)]
-            quiet = gaps(spoken, start_s=answer_s, end_s=max(s.end_s for s in everyone)) if spoken else quiet
+            speech = spoken or everyone
+        quiet = gaps(speech, start_s=answer_s, end_s=max(s.end_s for s in everyone))
         quiet = subtract(quiet, [Span(h.start_s, h.end_s) for h in holds] + list(music) + list(tone))
         dead_air = [q for q in quiet if q.duration_s >= settings.dead_air_min_s]
 

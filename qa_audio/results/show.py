@@ -23,7 +23,8 @@ def fmt_clock(value) -> str:
 
 
 def call_duration_s(call: StoredCall) -> float:
-    return max(float((call.analysis or {})["acoustics"]["duration_s"]), 0.001)
+    assert call.analysis is not None
+    return max(float(call.analysis["acoustics"]["duration_s"]), 0.001)
 
 
 def timeline_spans(call: StoredCall, *, min_overtalk_s: float) -> dict[str, list[tuple[float, float]]]:
