@@ -14,6 +14,7 @@ from pathlib import Path
 
 from qa_audio.config import METADATA_FIELDS
 from qa_audio.errors import ConfigError, QAError
+from qa_audio.results.records import StoredResult
 from qa_audio.results.show import render_summary
 from qa_audio.version import __version__
 
@@ -41,7 +42,7 @@ def cmd_score(args) -> int:
         if args.json:
             print(json.dumps(result, ensure_ascii=False), flush=True)
         elif result["verdict"] != "error":
-            print(render_summary(result) + "\n", flush=True)
+            print(render_summary(StoredResult.from_dict(result)) + "\n", flush=True)
     return status
 
 
@@ -82,9 +83,10 @@ def cmd_show(args) -> int:
     with open_store(args.db, readonly=True) as store:
         call = store.find_call(args.call_id)
         if args.json:
-            result = redactor.result(call.result or {})
+            result = redactor.result(call.result.to_dict() if call.result else {})
             metadata = {k: redactor.identifier(v) if isinstance(v, str) else v for k, v in call.metadata.items()}
-            print(json.dumps(dict(result, metadata=metadata, reviews=call.reviews, final_score=call.final_score,
+            reviews = {rule: review.to_dict() for rule, review in call.reviews.items()}
+            print(json.dumps(dict(result, metadata=metadata, reviews=reviews, final_score=call.final_score,
                                   final_verdict=call.final_verdict), ensure_ascii=False, indent=1))
         else:
             print(render_call(call, mask=redactor.text, mask_id=redactor.identifier))

@@ -37,7 +37,8 @@ from qa_audio.signal.vad import (
 )
 from qa_audio.speech.models import ModelInfo, load_model, resolve_model, stack_versions
 from qa_audio.speech.normalize import TextNormalizer
-from qa_audio.speech.transcribe import Utterance, decode_options, transcribe_channel
+from qa_audio.speech.transcribe import decode_options, transcribe_channel
+from qa_audio.speech.words import Utterance
 from qa_audio.version import __version__
 
 

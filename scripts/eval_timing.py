@@ -94,15 +94,14 @@ def judged_from_store(db: Path, config, set_dir: Path) -> dict[str, Found]:
     from the audio (cheap), so a change to the timing code is measured with the words and without ASR."""
     import dataclasses
 
-    from qa_audio.pipeline import Analysis, Scorer
+    from qa_audio.pipeline import Scorer
     from qa_audio.results.store import open_store
 
     scorer = Scorer(config)
     with open_store(db) as store:
         stored = [a for key in store.analysis_keys() for _, a in store.stored_analyses(key=key)]
     out = {}
-    for data in stored:
-        analysis = Analysis.from_dict(data)
+    for analysis in stored:
         name = Path(analysis.audio["path"]).name
         fresh = analyze_acoustics(load_audio(set_dir / name), config)
         out[Path(name).stem] = _from_timing(scorer.judge(dataclasses.replace(analysis, acoustics=fresh)).timing)

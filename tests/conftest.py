@@ -50,7 +50,7 @@ def sample_results(sample_store, expected):
     from qa_audio.results.store import open_store
 
     with open_store(sample_store) as store:
-        return {name: store.find_call(Path(name).stem).result for name in expected}
+        return {name: store.find_call(Path(name).stem).result.to_dict() for name in expected}
 
 
 @pytest.fixture

@@ -55,11 +55,11 @@ def test_each_call_is_judged_by_its_clients_rulebook(two_clients):
     with open_store(db, readonly=True) as store:
         rail, finance = store.find_call("rail"), store.find_call("finance")
         assert rail.metadata["client"] == "高铁" and finance.metadata["client"] == "中联融资"
-        assert rail.result["versions"]["rulebook_name"].startswith("高铁客服中心")
-        assert (rail.result["score"], rail.result["verdict"]) == (100, "pass")
-        assert finance.result["versions"]["rulebook_name"].startswith("中联融资")
-        assert "中联融资" in json.dumps(finance.result["versions"], ensure_ascii=False)
-        assert store.find_call("bank").result["versions"]["rulebook_name"].startswith("中联融资")
+        assert rail.result.versions["rulebook_name"].startswith("高铁客服中心")
+        assert (rail.result.score, rail.result.verdict) == (100, "pass")
+        assert finance.result.versions["rulebook_name"].startswith("中联融资")
+        assert "中联融资" in json.dumps(dict(finance.result.versions), ensure_ascii=False)
+        assert store.find_call("bank").result.versions["rulebook_name"].startswith("中联融资")
 
 
 def test_a_rerun_skips_calls_already_judged_by_their_clients_rulebook(two_clients):

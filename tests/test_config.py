@@ -137,3 +137,16 @@ def test_profiles_override_the_model_and_change_the_analysis_key():
     assert analysis_key(fast) != analysis_key(base)  # a fast-profile batch re-transcribes
     with pytest.raises(ConfigError, match=r"no profile named 'turbo'"):
         load_config(profile="turbo")
+
+
+def test_every_rule_kind_of_the_rulebook_is_judged_and_explained(config):
+    from qa_audio.config.rulebook import RULE_KINDS
+    from qa_audio.judge.rules import KINDS, explain
+
+    assert [k.name for k in RULE_KINDS] == list(KINDS)
+    kinds = {rule.id: rule.kind for rule in config.rules}
+    assert (kinds["ANS-1"], kinds["CNF-1"], kinds["HLD-3"], kinds["GRT-1"]) == ("metric", "repeat_back", "per_hold",
+                                                                              "phrase")
+    assert set(kinds.values()) == set(KINDS)
+    for rule in config.rules:
+        assert explain(rule, config).startswith(f"{rule.id}: ")

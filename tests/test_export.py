@@ -35,17 +35,17 @@ def test_overturn_recomputes_the_final_score_with_an_audit_trail(store_copy):
 
     with open_store(store_copy) as store:
         call = store.find_call("banned_phrase")
-        assert (call.result["score"], call.final_score) == (70, None)
+        assert (call.result.score, call.final_score) == (70, None)
         score, verdict = review_finding(store, call, "BAN-1", decision="overturn", reason="客户原话，坐席在复述",
                                         reviewer="王主管")
         assert (score, verdict) == (100, "pass")
         call = store.find_call("banned_phrase")
         assert (call.final_score, call.final_verdict) == (100, "pass")
-        assert call.result["score"] == 70                       # the machine's score is kept beside it
+        assert call.result.score == 70                       # the machine's score is kept beside it
         # overturning a pass makes it a failure costing the rule's weight
         score, verdict = review_finding(store, call, "CLS-2", decision="overturn", reason="没有说再见",
                                         reviewer="王主管")
-        weight = next(f["weight"] for f in call.result["findings"] if f["rule"] == "CLS-2")
+        weight = call.result.finding("CLS-2").weight
         assert score == 100 - weight
         # a confirmation changes nothing but is recorded
         call = store.find_call("banned_phrase")
@@ -132,15 +132,14 @@ def test_export_csv_has_a_bom_and_team_rows_and_json(store_copy, tmp_path):
 
 def test_personal_numbers_never_leave_unmasked(store_copy, tmp_path, scorer):
     """A call where the customer gives a phone, ID-card and bank-card number: show, JSON and export mask them."""
-    from qa_audio.pipeline import Analysis
     from qa_audio.results.store import open_store
-    from qa_audio.speech.transcribe import Utterance, Word
+    from qa_audio.speech.words import Utterance, Word
 
     said = ["我的手机是幺三八，零零幺三，八零零零", "身份证号三四零二零三一九三七零幺零幺零五幺X",
             "卡号6222 0212 3456 7890 128"]
     with open_store(store_copy) as store:
         call = store.find_call("compliant")
-        analysis = Analysis.from_dict(call.analysis)
+        analysis = call.analysis
         extra = tuple(Utterance("customer", 30.0 + i, 30.8 + i, text, (Word(30.0 + i, 30.8 + i, text, 0.9),))
                       for i, text in enumerate(said))
         analysis = replace(analysis, utterances=analysis.utterances + extra)
@@ -201,16 +200,19 @@ def test_redacted_audio_silences_the_spoken_number(tmp_path, scorer):
     import numpy as np
     import soundfile as sf
 
+    from qa_audio.pipeline import Acoustics, Analysis
     from qa_audio.results.redact_audio import write_redacted_audio
     from qa_audio.results.store import StoredCall
+    from qa_audio.speech.words import Utterance, Word
 
     src = tmp_path / "call.wav"
     rate = 8000
     tone = (0.3 * np.sin(2 * np.pi * 300 * np.arange(6 * rate) / rate)).astype(np.float32)
     sf.write(src, np.stack([tone, tone], axis=1), rate, subtype="PCM_16")
     words = [[1.0, 1.5, "手机", 0.9], [2.0, 4.0, "13800138000", 0.9], [4.5, 5.0, "好的", 0.9]]
-    call = StoredCall(1, "call", "0" * 64, str(src), {}, {}, {"utterances": [
-        {"channel": "customer", "start_s": 1.0, "end_s": 5.0, "text": "手机13800138000好的", "words": words}]})
+    said = Utterance("customer", 1.0, 5.0, "手机13800138000好的", tuple(Word.from_list(w) for w in words))
+    analysis = Analysis({"path": str(src)}, Acoustics(6.0, {}, {}, (), (), {}, {}), (said,), "model", "key")
+    call = StoredCall(1, "call", "0" * 64, str(src), {}, None, analysis)
     out = tmp_path / "redacted.wav"
     spans = write_redacted_audio(call, out)
     assert spans == [(2.0, 4.0, "mobile")]

@@ -120,10 +120,10 @@ def test_review_reason_is_masked_and_search_cannot_recover_a_masked_number(pii_b
     _root, db, _ = pii_batch
     with open_store(db) as store:
         call = store.find_call("*******8000_20261103-091500")
-        rule = next(f["rule"] for f in call.result["findings"] if f["status"] == "fail")
+        rule = next(f.rule for f in call.result.findings if f.status == "fail")
         review_finding(store, call, rule, decision="confirm", reason=f"客户留了手机 {MOBILE}，确认", reviewer="sup",
                        privacy=config.privacy)
-        stored = store.find_call(call.call_id).reviews[rule]["reason"]
+        stored = store.find_call(call.call_id).reviews[rule].reason
         assert MOBILE not in stored and "*******8000" in stored
         # a transcript that says the number: searching its digits finds nothing the page would not show
         conn = store.conn

@@ -126,6 +126,7 @@ def test_keep_last_digits_and_kinds():
 
 def test_redactor_masks_results_and_word_lists():
     from qa_audio.results.privacy import Redactor, pii_times
+    from qa_audio.speech.words import Utterance, Word
 
     words = [[1.0, 1.4, "我的", 0.9], [1.4, 2.0, "手机", 0.9], [2.0, 2.6, "幺三八", 0.8], [2.6, 3.4, "零零一三", 0.8],
              [3.4, 4.2, "八零零零", 0.8], [4.2, 4.5, "好", 0.9]]
@@ -139,7 +140,8 @@ def test_redactor_masks_results_and_word_lists():
                                 "words": words}]}
     masked = Redactor().analysis(analysis)
     assert [w[2] for w in masked["utterances"][0]["words"]] == ["我的", "手机", "***", "****", "八零零零", "好"]
-    assert pii_times(analysis["utterances"]) == [(2.0, 4.2, "mobile")]
+    utterance = Utterance("customer", 1.0, 4.5, "我的手机13800138000好", tuple(Word.from_list(w) for w in words))
+    assert pii_times([utterance]) == [(2.0, 4.2, "mobile")]
 
 
 def test_privacy_settings_are_validated(tmp_path):

@@ -150,5 +150,5 @@ def test_a_file_rewritten_during_the_batch_is_stored_under_what_was_decoded(tmp_
         (row,) = store.current_rows()
         stored = store.find_call(row["call_id"])
     assert stored.audio_sha256 == digest(call) != planned
-    assert abs(stored.result["audio"]["duration_s"] - 44.15) < 0.1        # compliant.wav's transcript and length
+    assert abs(stored.result.audio["duration_s"] - 44.15) < 0.1        # compliant.wav's transcript and length
     assert "changed after it was planned" in log.getvalue()

@@ -18,9 +18,14 @@ import json
 import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa_audio.config import Config
 from qa_audio.errors import QAError
+
+if TYPE_CHECKING:
+    from qa_audio.pipeline import Analysis
+    from qa_audio.results.store import Store
 
 LABELS_FORMAT = "qa-audio-labels/1"
 STATUSES = ("pass", "fail", "n/a")
@@ -208,7 +213,7 @@ def backtest(results: list[dict], labels: Labels, *, settings: dict | None = Non
 
 
 # --------------------------------------------------------------------------- where results come from
-def stored_analyses(store) -> list[tuple[dict, dict]]:
+def stored_analyses(store: Store) -> list[tuple[Analysis, dict]]:
     """(analysis, call metadata) of every call in a results store that has a current result."""
     out = []
     for row in store.current_rows():
@@ -218,15 +223,15 @@ def stored_analyses(store) -> list[tuple[dict, dict]]:
     return out
 
 
-def judge_all(config: Config, analyses: list[tuple[dict, dict]]) -> list[dict]:
+def judge_all(config: Config, analyses: list[tuple[Analysis, dict]]) -> list[dict]:
     """Re-judge stored analyses under a rulebook (no audio, no ASR)."""
-    from qa_audio.pipeline import Analysis, Scorer
+    from qa_audio.pipeline import Scorer
 
     scorer = Scorer(config)
     out = []
     for analysis, metadata in analyses:
         facts = {k: v for k, v in (metadata or {}).items() if k == "hangup_side" and v}
-        out.append(scorer.judge(Analysis.from_dict(analysis), facts=facts).to_dict())
+        out.append(scorer.judge(analysis, facts=facts).to_dict())
     return out
 
 
@@ -265,7 +270,7 @@ def _typed(value: str, current, kind=None):
     return value
 
 
-def sweep(config: Config, analyses: list[tuple[dict, dict]], labels: Labels, key: str,
+def sweep(config: Config, analyses: list[tuple[Analysis, dict]], labels: Labels, key: str,
           values: list[str]) -> list[tuple[str, BacktestReport]]:
     """Backtest the same analyses under each value of one setting."""
     return [(value, backtest(judge_all(with_setting(config, key, value), analyses), labels,
@@ -328,7 +333,7 @@ def collect(inputs: list[str], config: Config, *, scorer=None, progress=None) ->
     from qa_audio.signal.audio import load_audio
 
     results: list[dict] = []
-    analyses: list[tuple[dict, dict]] = []
+    analyses: list[tuple[Analysis, dict]] = []
     audio: list[Path] = []
     for item in inputs:
         path = Path(item)

@@ -296,7 +296,7 @@ class _Batch:
         stored = self.store.stored_analyses(key=self.key)
         if self.root is not None:
             root = str(self.root.resolve())
-            stored = [(sha, a) for sha, a in stored if str(Path(a["audio"]["path"]).resolve()).startswith(root)]
+            stored = [(sha, a) for sha, a in stored if str(Path(a.audio["path"]).resolve()).startswith(root)]
         self.counts["found"] = len(stored)
         self.progress = self.progress or Progress(len(stored))
         self.progress.mask = self.progress.mask or self.redactor.identifier
@@ -304,11 +304,11 @@ class _Batch:
         for sha, analysis in stored:
             current = self.store.current_result(sha)
             rulebook = self._scorer_for(self._stored_metadata(sha)).config.rulebook
-            if current and current["versions"]["rulebook"] == rulebook:
+            if current and current.versions["rulebook"] == rulebook:
                 self._write_json_if_missing(sha)
-                self._skipped(analysis["audio"]["path"], "already scored with this rulebook")
+                self._skipped(analysis.audio["path"], "already scored with this rulebook")
                 continue
-            self._rejudge(analysis["audio"]["path"], sha, None, analysis)
+            self._rejudge(analysis.audio["path"], sha, None, analysis)
 
     # ------------------------------------------------------------------ outcomes
     def _metadata(self, path: str, sha: str | None = None) -> dict:
@@ -320,10 +320,9 @@ class _Batch:
                 meta[name] = self.redactor.identifier(meta[name])
         return meta
 
-    def _rejudge(self, path: str, sha: str, size: int | None, stored: dict) -> None:
-        analysis = Analysis.from_dict(stored)
+    def _rejudge(self, path: str, sha: str, size: int | None, analysis: Analysis) -> None:
         result = self.scorer.judge(analysis).to_dict()
-        self._save(path, sha, size, stored, result, kind="rescored")
+        self._save(path, sha, size, analysis.to_dict(), result, kind="rescored")
 
     def _execute(self, paths: list[str]) -> None:
         if self.scheduler:
@@ -410,4 +409,4 @@ class _Batch:
             return
         call = self.store.call_by_hash(sha)
         if call is not None and call.result is not None and not (self.out / f"{call.call_id}.json").exists():
-            self._write_json(call.call_id, call.result, call.metadata)
+            self._write_json(call.call_id, call.result.to_dict(), call.metadata)

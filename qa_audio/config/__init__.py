@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from qa_audio.config.metrics import METRICS
+from qa_audio.config.regex import compile_safe_regex
 from qa_audio.config.rulebook import (
     EVENTS,
     EXPECTS,
@@ -29,7 +30,6 @@ from qa_audio.config.rulebook import (
     Rule,
     Rulebook,
     Window,
-    compile_safe_regex,
     load_lexicon,
     load_rulebook,
 )

@@ -3,10 +3,12 @@ pattern is compiled safely and every field validated with file, line and field."
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qa_audio.config.metrics import METRICS, REGISTRY
+from qa_audio.config.regex import compile_safe_regex
 from qa_audio.config.source import _Node, _Section
 from qa_audio.errors import ConfigError
 
@@ -134,6 +136,7 @@ class Rule:
     around: Around | None = None
     repeat_back: RepeatBack | None = None
     min_similarity: float | None = None  # overrides matching.min_similarity for this rule (1.0: homophones only)
+    kind: str = "phrase"                 # one of RULE_KINDS: how the judge evaluates and explains the rule
 
     @property
     def lexicons(self) -> tuple[str, ...]:
@@ -165,51 +168,6 @@ class Lexicon:
     name: str
     path: str
     entries: tuple[LexiconEntry, ...]
-
-
-def _nested_quantifier(items, inside_repeat: bool = False) -> bool:
-    """Whether a parsed pattern repeats something that itself repeats without bound: (a+)+, (x*)*, (\\d+)*.
-
-    Such patterns take exponential time on a near-miss (catastrophic backtracking).
-    """
-    from re import _constants as c  # type: ignore[attr-defined]
-
-    for op, arg in items:
-        if op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
-            _low, high, body = arg
-            unbounded = high == c.MAXREPEAT
-            if inside_repeat and (unbounded or high > 1):
-                return True
-            if (unbounded or high > 1) and _nested_quantifier(body, inside_repeat=unbounded or high > 10):
-                return True
-        elif op == c.SUBPATTERN:
-            if _nested_quantifier(arg[-1], inside_repeat):
-                return True
-        elif op == c.BRANCH:
-            if any(_nested_quantifier(branch, inside_repeat) for branch in arg[1]):
-                return True
-        elif op in (c.ASSERT, c.ASSERT_NOT) and _nested_quantifier(arg[1], inside_repeat):
-            return True
-    return False
-
-
-def compile_safe_regex(pattern: str, path, *, line: int | None, field: str | None) -> re.Pattern:
-    """Compile a rulebook regular expression, refusing empty, catch-all and catastrophic ones."""
-    from re import _parser  # type: ignore[attr-defined]
-
-    if not pattern:
-        raise ConfigError(path, "empty regular expression after re:", line=line, field=field)
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ConfigError(path, f"invalid regular expression: {exc}", line=line, field=field) from None
-    if compiled.search("") is not None:
-        raise ConfigError(path, f"regular expression {pattern!r} matches the empty string, so it matches every "
-                                f"transcript", line=line, field=field)
-    if _nested_quantifier(_parser.parse(pattern)):
-        raise ConfigError(path, f"regular expression {pattern!r} repeats a repeated group (like (a+)+): it can take "
-                                f"exponential time; rewrite it without nested quantifiers", line=line, field=field)
-    return compiled
 
 
 def load_lexicon(path: Path, name: str) -> Lexicon:
@@ -294,16 +252,45 @@ def _load_rule(node: _Node, path: Path, index: int) -> Rule:
     )
     section.check_unknown()
     where = f"rules[{index}]"
-    if not rule.is_phrase_rule and not rule.metrics and rule.repeat_back is None:
-        raise ConfigError(path, "a rule needs any_of, all_of or n_of lexicons, a metric or repeat_back",
-                          line=node.line, field=where)
     if sum(bool(x) for x in (rule.any_of, rule.all_of, rule.n_of)) > 1:
         raise ConfigError(path, "use one of any_of, all_of or n_of", line=node.line, field=where)
-    if rule.metrics and (rule.is_phrase_rule or rule.repeat_back):
-        raise ConfigError(path, "a metric rule cannot also match phrases", line=node.line, field=where)
-    if rule.around and rule.metrics:
-        raise ConfigError(path, "around needs a phrase rule", line=node.line, field=f"{where}.around")
-    return rule
+    kind = next((k for k in RULE_KINDS if k.applies(rule)), None)
+    if kind is None:
+        raise ConfigError(path, "a rule needs any_of, all_of or n_of lexicons, a metric or repeat_back",
+                          line=node.line, field=where)
+    kind.check(rule, path, where)
+    return replace(rule, kind=kind.name)
+
+
+# --------------------------------------------------------------------------- rule kinds
+@dataclass(frozen=True)
+class RuleKind:
+    """A kind of rule as the rulebook knows it: which rules are of it (the first kind whose test a rule
+    meets) and what else such a rule must satisfy. The judge evaluates and explains each kind by name
+    (:data:`qa_audio.judge.rules.KINDS`); adding a kind is one entry here and one there."""
+
+    name: str
+    applies: Callable[[Rule], bool]
+    check: Callable[[Rule, Path, str], None]             # raises ConfigError (file, line, field)
+
+
+def _check_metric(rule: Rule, path: Path, where: str) -> None:
+    if rule.is_phrase_rule or rule.repeat_back:
+        raise ConfigError(path, "a metric rule cannot also match phrases", line=rule.line, field=where)
+    if rule.around:
+        raise ConfigError(path, "around needs a phrase rule", line=rule.line, field=f"{where}.around")
+
+
+def _check_nothing(rule: Rule, path: Path, where: str) -> None:
+    return None
+
+
+RULE_KINDS: tuple[RuleKind, ...] = (
+    RuleKind("metric", lambda r: bool(r.metrics), _check_metric),
+    RuleKind("repeat_back", lambda r: r.repeat_back is not None, _check_nothing),
+    RuleKind("per_hold", lambda r: r.around is not None and r.is_phrase_rule, _check_nothing),
+    RuleKind("phrase", lambda r: r.is_phrase_rule, _check_nothing),
+)
 
 
 def _load_metrics(section: _Section, path: Path) -> tuple[MetricCheck, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from qa_audio.config.rulebook import compile_safe_regex
+from qa_audio.config.regex import compile_safe_regex
 from qa_audio.config.source import _Section
 from qa_audio.errors import ConfigError
 

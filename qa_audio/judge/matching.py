@@ -19,7 +19,7 @@ from rapidfuzz import fuzz
 
 from qa_audio.config import Config, LexiconEntry
 from qa_audio.speech.normalize import TextNormalizer, Unit
-from qa_audio.speech.transcribe import Utterance
+from qa_audio.speech.words import Utterance
 
 
 def evidence_dict(start_s: float, end_s: float, channel: str, text: str, **extra) -> dict:

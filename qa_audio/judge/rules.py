@@ -20,7 +20,7 @@ from qa_audio.config import Condition, Config, Rule
 from qa_audio.config.metrics import measure
 from qa_audio.judge.matching import Hit, PhraseMatcher, Prepared, evidence_dict, join_words
 from qa_audio.judge.timing import Timing
-from qa_audio.speech.transcribe import Utterance
+from qa_audio.speech.words import Utterance
 
 __all__ = ["Finding", "PhraseMatcher", "evaluate", "evaluate_metric", "evidence_dict", "hold_cues", "join_words"]
 
@@ -374,11 +374,10 @@ def _in_window(rule: Rule, view: CallView, matcher: PhraseMatcher) -> Finding:
 
 
 @dataclass(frozen=True)
-class RuleKind:
-    """A kind of rule: which rules are of it, how one is judged on a call, how it is explained."""
+class KindJudge:
+    """How the judge evaluates and explains one kind of rule (the kinds are the rulebook's
+    :data:`~qa_audio.config.rulebook.RULE_KINDS`)."""
 
-    name: str
-    applies: Callable[[Rule], bool]
     evaluate: Callable[[Rule, CallView, PhraseMatcher], Finding]
     explain: Callable[[Rule], list[str]]
 
@@ -419,18 +418,17 @@ def _explain_phrases(rule: Rule) -> list[str]:
     return lines
 
 
-KINDS: tuple[RuleKind, ...] = (
-    RuleKind("metric", lambda r: bool(r.metrics), lambda r, v, m: evaluate_metric(r, v.timing, v.facts),
-             _explain_metrics),
-    RuleKind("repeat_back", lambda r: r.repeat_back is not None, _repeat_back, _explain_repeat_back),
-    RuleKind("per_hold", lambda r: r.around is not None, _per_hold, _explain_phrases),
-    RuleKind("phrase", lambda r: True, _in_window, _explain_phrases),
-)
+KINDS: dict[str, KindJudge] = {
+    "metric": KindJudge(lambda r, v, m: evaluate_metric(r, v.timing, v.facts), _explain_metrics),
+    "repeat_back": KindJudge(_repeat_back, _explain_repeat_back),
+    "per_hold": KindJudge(_per_hold, _explain_phrases),
+    "phrase": KindJudge(_in_window, _explain_phrases),
+}
 
 
-def kind_of(rule: Rule) -> RuleKind:
-    """The kind of a rule (the first whose test it meets; phrase rules last)."""
-    return next(k for k in KINDS if k.applies(rule))
+def kind_of(rule: Rule) -> KindJudge:
+    """How a rule of its kind is judged (the rulebook loader decided the kind)."""
+    return KINDS[rule.kind]
 
 
 def explain(rule: Rule, config: Config) -> str:

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from qa_audio.errors import QAError
+from qa_audio.results.records import StoredResult
 from qa_audio.results.review import final_findings
 from qa_audio.results.store import Store
 
@@ -113,12 +114,12 @@ def build_export(store: Store, *, period: Period, by: str = "agent") -> Export:
     rule_order: list[str] = []
     calls = []
     for r in chosen:
-        result = json.loads(r["result_json"])
+        result = StoredResult.from_dict(json.loads(r["result_json"]))
         findings = final_findings(result, reviews.get(r["result_id"], {}))
         for f in findings:
-            if f["rule"] not in rule_order:
-                rule_order.append(f["rule"])
-        failed = [f["rule"] for f in findings if f["status"] == "fail"]
+            if f.rule not in rule_order:
+                rule_order.append(f.rule)
+        failed = [f.rule for f in findings if f.status == "fail"]
         reviewed = r["final_score"] is not None
         calls.append(
             {
@@ -133,7 +134,7 @@ def build_export(store: Store, *, period: Period, by: str = "agent") -> Export:
                 "final_score": r["final_score"] if reviewed else r["score"],
                 "verdict": (r["final_verdict"] if reviewed else r["verdict"]),
                 "reviewed": reviewed,
-                "redline": any(f.get("redline") for f in findings if f["status"] == "fail"),
+                "redline": any(f.redline for f in findings if f.status == "fail"),
                 "failed_standards": ", ".join(failed),
                 "rulebook": r["rulebook"],
                 "_failed": failed,

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 
 from qa_audio.config import PrivacySettings
 from qa_audio.speech.normalize import SPOKEN_DIGITS
-from qa_audio.speech.transcribe import Word
+from qa_audio.speech.words import Utterance, Word
 
 # every way a digit of a personal number is written: Arabic and full-width digits, the spoken digits the
 # transcript normaliser reads (normalize.SPOKEN_DIGITS), the radio/telephone forms (洞 0, 拐 7, 勾 9),
@@ -254,12 +255,13 @@ class Redactor:
         return out
 
 
-def pii_times(utterances: list[dict], settings: PrivacySettings | None = None) -> list[tuple[float, float, str]]:
+def pii_times(utterances: Iterable[Utterance], settings: PrivacySettings | None = None
+              ) -> list[tuple[float, float, str]]:
     """(start_s, end_s, kind) of each personal number spoken, from word timestamps."""
     s = settings or PrivacySettings()
     out = []
     for u in utterances:
-        words = [Word.from_list(w) for w in u.get("words") or []]
+        words = u.words
         offsets, at = [], 0
         for w in words:
             offsets.append((at, at + len(w.text)))

@@ -21,7 +21,7 @@ def write_redacted_audio(call: StoredCall, output: str | Path, *, settings: Priv
     (from the stored word timestamps, padded by 0.15 s) silenced on all channels, or bleeped."""
     if call.analysis is None:
         raise QAError(f"{call.call_id}: no stored transcript to find personal numbers in")
-    spans = pii_times(call.analysis["utterances"], settings)
+    spans = pii_times(call.analysis.utterances, settings)
     source = Path(call.path)
     target = Path(output)
     if target.resolve() == source.resolve() or (target.exists() and source.exists() and target.samefile(source)):

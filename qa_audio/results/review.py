@@ -11,85 +11,34 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from qa_audio.config import PrivacySettings, ScoreSettings
+from qa_audio.config import PrivacySettings
 from qa_audio.errors import QAError
-from qa_audio.judge.score import score_findings
 from qa_audio.results.privacy import Redactor
+from qa_audio.results.records import DECISIONS, FindingRecord, Review, StoredResult
 from qa_audio.results.store import Store, StoredCall
-
-DECISIONS = ("confirm", "overturn")
 
 
 class ReviewError(QAError):
     """A review that cannot be applied (unknown rule, n/a finding, empty reason…)."""
 
 
-@dataclass(frozen=True)
-class DecidedFinding:
-    """One stored finding as the supervisor decided it: what scoring needs, typed (the rest of the finding
-    stays in the stored result's JSON)."""
-
-    rule: str
-    status: str
-    deduction: float
-    redline: bool
-    low_confidence: bool
-    review: dict | None = None
-
-    @classmethod
-    def of(cls, finding: dict, review: dict | None) -> DecidedFinding:
-        found = cls(finding["rule"], finding["status"], float(finding["deduction"]), bool(finding.get("redline")),
-                    bool(finding.get("low_confidence")), review)
-        if not review:
-            return found
-        if review["decision"] != "overturn":                  # confirmed: no longer doubtful
-            return replace(found, low_confidence=False)
-        if found.status == "fail":                             # overturned failure: a pass, nothing deducted
-            return replace(found, status="pass", deduction=0.0, redline=False, low_confidence=False)
-        if found.status == "pass":                             # overturned pass: a failure at the rule's weight
-            weight = float(finding.get("weight", 0.0)) if finding.get("enabled", True) else 0.0
-            return replace(found, status="fail", deduction=weight, low_confidence=False)
-        return found
-
-    def into(self, finding: dict) -> dict:
-        """The stored finding's dict with this decision applied (the JSON edge: pages and exports)."""
-        out = dict(finding)
-        if not self.review:
-            return out
-        out["review"] = self.review
-        if self.review["decision"] != "overturn":
-            out["low_confidence"] = False
-        elif self.status != finding["status"]:
-            out.update(status=self.status, passed=self.status == "pass", deduction=self.deduction,
-                       low_confidence=False)
-            if self.status == "pass":
-                out["redline"] = False
-        return out
-
-
-def decided_findings(result: dict, reviews: dict) -> list[DecidedFinding]:
-    return [DecidedFinding.of(f, reviews.get(f["rule"])) for f in result["findings"]]
-
-
-def final_findings(result: dict, reviews: dict) -> list[dict]:
+def final_findings(result: StoredResult, reviews: Mapping[str, Review]) -> tuple[FindingRecord, ...]:
     """The findings as the supervisor decided them (``status``, ``deduction``, ``redline`` adjusted)."""
-    return [d.into(f) for d, f in zip(decided_findings(result, reviews), result["findings"])]
+    return result.decided(reviews)
 
 
-def final_score(result: dict, reviews: dict) -> tuple[float | None, str]:
+def final_score(result: StoredResult, reviews: Mapping[str, Review]) -> tuple[float | None, str]:
     """(score, verdict) after review, by the one scoring function, with the result's own pass mark and
     red-line score.
 
     An unscorable call (nobody speaks) stays unscorable: no review of findings makes it pass.
     """
-    if result.get("verdict") == "unscorable":
+    scored = result.final(reviews)
+    if scored is None:
         return None, "unscorable"
-    scoring = result.get("settings", {}).get("scoring", {})
-    settings = ScoreSettings(pass_score=float(scoring.get("pass_score", 85.0)),
-                             redline_score=float(scoring.get("redline_score", 0.0)))
-    scored = score_findings(decided_findings(result, reviews), settings)
     return scored.score, scored.verdict
 
 
@@ -105,16 +54,17 @@ def review_finding(store: Store, call: StoredCall, rule: str, *, decision: str, 
         raise ReviewError("a review needs a reason")
     if call.result is None or call.result_id is None:
         raise ReviewError(f"{call.call_id}: no result to review")
-    finding = next((f for f in call.result["findings"] if f["rule"] == rule), None)
+    finding = call.result.finding(rule)
     if finding is None:
         raise ReviewError(f"{call.call_id}: no finding for rule {rule!r}")
-    if finding["status"] == "n/a":
+    if finding.status == "n/a":
         raise ReviewError(f"{call.call_id}: {rule} did not apply to this call (n/a); nothing to review")
     reason = Redactor(privacy).text(reason.strip()) or ""
     before_score, before_verdict = final_score(call.result, call.reviews)
-    reviews = dict(call.reviews, **{rule: {"decision": decision, "reason": reason, "reviewer": reviewer}})
+    reviews = dict(call.reviews, **{rule: Review(decision, reason, reviewer)})
     score, verdict = final_score(call.result, reviews)
-    before = {"decision": call.reviews.get(rule, {}).get("decision"), "finding_status": finding["status"],
+    earlier = call.reviews.get(rule)
+    before = {"decision": earlier.decision if earlier else None, "finding_status": finding.status,
               "final_score": call.final_score if call.final_score is not None else before_score,
               "final_verdict": call.final_verdict or before_verdict}
     after = {"decision": decision, "final_score": score, "final_verdict": verdict}
@@ -132,8 +82,8 @@ def review_labels(store: Store) -> dict:
         if call.result is None:
             continue
         for f in final_findings(call.result, call.reviews):
-            if "review" in f:
-                labels.setdefault(call.call_id, {})[f["rule"]] = f["status"]
+            if f.review is not None:
+                labels.setdefault(call.call_id, {})[f.rule] = f.status
     return {"format": "qa-audio-labels/1", "calls": labels}
 
 

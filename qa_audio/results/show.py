@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 from qa_audio.config import METADATA_FIELDS
+from qa_audio.results.records import StoredResult
 from qa_audio.results.store import StoredCall
 
 ROWS = (("ring", "#"), ("agent", "="), ("customer", "="), ("mixed", "="), ("hold", "H"), ("overtalk", "!"),
         ("dead air", "."))
 
 
-def finding_mark(finding: dict) -> str:
+def finding_mark(status: str, *, enabled: bool = True) -> str:
     """The four-letter status shown for a finding; a disabled (shadow) rule's failure shows as "off"."""
-    if finding["status"] == "fail" and finding.get("enabled") is False:
+    if status == "fail" and not enabled:
         return "off "
-    return {"pass": "ok  ", "fail": "FAIL", "n/a": "n/a "}[finding["status"]]
+    return {"pass": "ok  ", "fail": "FAIL", "n/a": "n/a "}[status]
 
 
 def fmt_clock(value) -> str:
@@ -24,18 +25,17 @@ def fmt_clock(value) -> str:
 
 def call_duration_s(call: StoredCall) -> float:
     assert call.analysis is not None
-    return max(float(call.analysis["acoustics"]["duration_s"]), 0.001)
+    return max(call.analysis.acoustics.duration_s, 0.001)
 
 
 def timeline_spans(call: StoredCall, *, min_overtalk_s: float) -> dict[str, list[tuple[float, float]]]:
     """The spans a timeline shows, by row (ring, each party's speech, hold, overtalk, dead_air), from the
     stored acoustics and timing; an overtalk is drawn at least ``min_overtalk_s`` wide."""
     assert call.result is not None and call.analysis is not None
-    acoustics, t = call.analysis["acoustics"], call.result["timing"]
-    rows: dict[str, list[tuple[float, float]]] = {
-        "ring": [(float(a), float(b)) for a, b in acoustics.get("ring_bursts", [])]}
-    for role, regions in acoustics["regions"].items():
-        rows[role] = [(float(a), float(b)) for a, b in regions]
+    acoustics, t = call.analysis.acoustics, call.result.timing
+    rows: dict[str, list[tuple[float, float]]] = {"ring": [(s.start_s, s.end_s) for s in acoustics.ring_bursts]}
+    for role, regions in acoustics.regions.items():
+        rows[role] = [(s.start_s, s.end_s) for s in regions]
     rows["hold"] = [(h["start_s"], h["end_s"]) for h in t["holds"]]
     rows["overtalk"] = [(i["at_s"], i["at_s"] + max(float(i["overlap_s"]), min_overtalk_s))
                         for i in (t["interruptions"] or [])]
@@ -76,62 +76,62 @@ def render_call(call: StoredCall, *, mask=None, mask_id=None) -> str:
     if r is None:
         return f"{call.call_id}: no result stored"
     meta = call.metadata
-    a = r["audio"]
+    a = r.audio
     who = ", ".join(f"{k} {mask_id(str(meta[k]))}" for k in METADATA_FIELDS if meta.get(k)) or "no metadata"
-    score = "–" if r["score"] is None else f"{r['score']:g}"
-    lines = [f"{mask_id(call.call_id)}  score {score}  verdict {r['verdict'].upper()}  ({r.get('verdict_reason', '')})",
+    score = "–" if r.score is None else f"{r.score:g}"
+    lines = [f"{mask_id(call.call_id)}  score {score}  verdict {r.verdict.upper()}  ({r.verdict_reason or ''})",
              f"  {mask_id(a['path'])}  {a['duration_s']:.1f} s, {a['channels']} ch, {a['sample_rate_hz']} Hz, "
              f"sha256 {call.audio_sha256[:12]}",
              f"  {who}",
-             f"  rulebook {r['versions'].get('rulebook_name', '')} {r['versions']['rulebook']}, "
-             f"model {r['versions']['model']}", ""]
-    t = r["timing"]
+             f"  rulebook {r.versions.get('rulebook_name', '')} {r.versions['rulebook']}, "
+             f"model {r.versions['model']}", ""]
+    t = r.timing
     inter = t["interruptions"]
     lines.append(f"timeline  (answered {t['answered']}, rings {t['rings']}, ring-to-answer "
                  f"{fmt_clock(t['ring_to_answer_s'])}, holds {len(t['holds'])}, interruptions "
                  f"{'n/a' if inter is None else len(inter)}, dead air {len(t['dead_air'])})")
     lines += timeline_rows(call)
     lines += ["", "transcript"]
-    for u in r["transcript"]:
-        lines.append(f"  {fmt_clock(u['start_s']):>7}-{fmt_clock(u['end_s']):<7} {u['channel']:<8} {mask(u['text'])}")
+    for u in r.transcript:
+        lines.append(f"  {fmt_clock(u.start_s):>7}-{fmt_clock(u.end_s):<7} {u.channel:<8} {mask(u.text)}")
     lines += ["", "findings"]
-    for f in r["findings"]:
-        mark = finding_mark(f)
-        extra = f" -{f['deduction']:g}" if f["deduction"] else ""
-        flags = (" RED-LINE" if f.get("redline") else "") + (" (low ASR confidence)" if f.get("low_confidence") else "")
-        lines.append(f"  [{mark}] {f['rule']:<6} {f.get('title', '')}{extra}{flags}")
-        if f["status"] == "fail":
-            lines.append(f"           {mask(f.get('detail') or '')}")
-            for e in f["evidence"][:5]:
+    for f in r.findings:
+        mark = finding_mark(f.status, enabled=f.enabled)
+        extra = f" -{f.deduction:g}" if f.deduction else ""
+        flags = (" RED-LINE" if f.redline else "") + (" (low ASR confidence)" if f.low_confidence else "")
+        lines.append(f"  [{mark}] {f.rule:<6} {f.title}{extra}{flags}")
+        if f.status == "fail":
+            lines.append(f"           {mask(f.detail)}")
+            for e in f.evidence[:5]:
                 lines.append(f"           {fmt_clock(e['start_s'])}-{fmt_clock(e['end_s'])} {e['channel']}: "
                              f"{mask(e['text'])}")
     return "\n".join(lines)
 
 
-def render_summary(result: dict) -> str:
-    """A readable per-call summary of one result-contract dict."""
-    if result["verdict"] == "error":
-        return f"{result['call_id']}: ERROR {result['error']}"
-    t = result["timing"]
-    a = result["audio"]
-    score = "–" if result["score"] is None else f"{result['score']:g}"
-    lines = [f"{result['call_id']}  score {score}  verdict {result['verdict'].upper()}"
+def render_summary(result: StoredResult) -> str:
+    """A readable per-call summary of one result."""
+    if result.verdict == "error":
+        return f"{result.call_id}: ERROR {result.error}"
+    t = result.timing
+    a = result.audio
+    score = "–" if result.score is None else f"{result.score:g}"
+    lines = [f"{result.call_id}  score {score}  verdict {result.verdict.upper()}"
              f"  ({a['duration_s']:.1f} s, {a['channels']} ch, {a['sample_rate_hz']} Hz)"]
-    if result["verdict"] == "unscorable":
-        lines.append(f"  unscorable: {result.get('verdict_reason', '')}")
+    if result.unscorable:
+        lines.append(f"  unscorable: {result.verdict_reason or ''}")
     inter = t["interruptions"]
     lines.append(f"  timing: answered {t['answered']}, rings {t['rings']}, ring-to-answer "
                  f"{'–' if t['ring_to_answer_s'] is None else format(t['ring_to_answer_s'], '.1f') + ' s'}, "
                  f"holds {len(t['holds'])}, interruptions {'n/a (mono)' if inter is None else len(inter)}, "
                  f"dead air {len(t['dead_air'])}")
-    for f in result["findings"]:
-        mark = finding_mark(f)
-        extra = f" -{f['deduction']:g}" if f["deduction"] else ""
-        flags = (" RED-LINE" if f["redline"] else "") + (" (low ASR confidence)" if f["low_confidence"] else "")
-        lines.append(f"  [{mark}] {f['rule']:<6} {f['title']}{extra}{flags}")
-        if f["status"] == "fail":
-            lines.append(f"           {f['detail']}")
-            for e in f["evidence"][:3]:
+    for f in result.findings:
+        mark = finding_mark(f.status, enabled=f.enabled)
+        extra = f" -{f.deduction:g}" if f.deduction else ""
+        flags = (" RED-LINE" if f.redline else "") + (" (low ASR confidence)" if f.low_confidence else "")
+        lines.append(f"  [{mark}] {f.rule:<6} {f.title}{extra}{flags}")
+        if f.status == "fail":
+            lines.append(f"           {f.detail}")
+            for e in f.evidence[:3]:
                 when = f"{fmt_clock(e['start_s'])}-{fmt_clock(e['end_s'])}"
                 lines.append(f"           {when} {e['channel']}: {e['text']}")
     return "\n".join(lines)

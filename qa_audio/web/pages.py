@@ -2,6 +2,8 @@
 findings with confirm / overturn), the recording, labels for a backtest."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import (
     Blueprint,
     Response,
@@ -97,14 +99,12 @@ def call_page(pk: int):
     result = call.result
     score, verdict = final_score(result, call.reviews)
     order = {"fail": 0, "pass": 1, "n/a": 2}
-    findings = sorted(final_findings(result, call.reviews), key=lambda f: order.get(f["status"], 3))
     shown = state().redactor.text
-    for f in findings:
-        f["detail"] = shown(f.get("detail"))
-        f["evidence"] = [dict(e, text=shown(e.get("text")), matched=shown(e.get("matched")))
-                         for e in f.get("evidence", [])]
-        f["original_status"] = next(o["status"] for o in result["findings"] if o["rule"] == f["rule"])
-    transcript = [dict(u, text=state().redactor.text(u["text"])) for u in result["transcript"]]
+    findings = [replace(f, detail=shown(f.detail) or "",
+                        evidence=tuple(dict(e, text=shown(e.get("text")), matched=shown(e.get("matched")))
+                                       for e in f.evidence))
+                for f in sorted(final_findings(result, call.reviews), key=lambda f: order.get(f.status, 3))]
+    transcript = [replace(u, text=shown(u.text) or "") for u in result.transcript]
     audit = [_audit_row(a) for a in store().audit_trail(call_pk=pk)]
     next_pk = current_queue().next_call_pk
     return render_template("call.html", call=call, result=result, meta=call.metadata, score=score,

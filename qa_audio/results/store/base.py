@@ -6,10 +6,14 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from qa_audio.config import METADATA_FIELDS
 from qa_audio.errors import StoreError
+from qa_audio.results.records import Review, StoredResult
+
+if TYPE_CHECKING:       # the pipeline (and the ASR stack) is imported only when an analysis is read
+    from qa_audio.pipeline import Analysis
 
 FINAL_SCORE = "COALESCE(r.final_score, r.score)"
 
@@ -46,10 +50,10 @@ class StoredCall:
     audio_sha256: str
     path: str
     metadata: dict
-    result: dict | None
-    analysis: dict | None
+    result: StoredResult | None
+    analysis: Analysis | None
     result_id: int | None = None
-    reviews: dict = field(default_factory=dict)          # rule → {"decision", "reason", "reviewer", "at"}
+    reviews: dict[str, Review] = field(default_factory=dict)      # rule → the supervisor's decision
     final_score: float | None = None                     # after supervisor review (None: not reviewed)
     final_verdict: str | None = None
 

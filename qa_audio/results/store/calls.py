@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import TYPE_CHECKING
 
 from qa_audio.config import METADATA_FIELDS
 from qa_audio.errors import StoreError
+from qa_audio.results.records import Review, StoredResult
 from qa_audio.results.store.base import StoredCall, _absolute, _metadata_of, _now
 from qa_audio.results.store.reviews import ReviewsPart
+
+if TYPE_CHECKING:
+    from qa_audio.pipeline import Analysis
 
 
 class CallsPart(ReviewsPart):
@@ -21,12 +26,17 @@ class CallsPart(ReviewsPart):
             (sha256, rulebook, model, key)).fetchone()
         return row is not None
 
-    def analysis_for(self, sha256: str, *, key: str) -> dict | None:
-        """A stored analysis of this audio made with the same settings, as ``Analysis.to_dict()``."""
+    def analysis_for(self, sha256: str, *, key: str) -> Analysis | None:
+        """A stored analysis of this audio made with the same settings."""
         row = self.conn.execute(
             "SELECT a.* FROM analyses a JOIN calls c ON c.id = a.call_pk WHERE c.audio_sha256 = ?"
             " AND a.analysis_key = ?", (sha256, key)).fetchone()
-        return self._analysis_dict(row) if row else None
+        return self._analysis(row) if row else None
+
+    def _analysis(self, row: sqlite3.Row) -> Analysis:
+        from qa_audio.pipeline import Analysis  # the ASR stack loads only when an analysis is read
+
+        return Analysis.from_dict(self._analysis_dict(row))
 
     def _analysis_dict(self, row: sqlite3.Row) -> dict:
         utterances = [{"channel": s["channel"], "start_s": s["start_s"], "end_s": s["end_s"], "text": s["text"],
@@ -42,11 +52,11 @@ class CallsPart(ReviewsPart):
         """The analysis settings digests the store holds analyses for."""
         return [row[0] for row in self.conn.execute("SELECT DISTINCT analysis_key FROM analyses ORDER BY 1")]
 
-    def stored_analyses(self, *, key: str) -> list[tuple[str, dict]]:
+    def stored_analyses(self, *, key: str) -> list[tuple[str, Analysis]]:
         """(audio_sha256, analysis) for every call analysed with these settings."""
         rows = self.conn.execute("SELECT a.*, c.audio_sha256 AS sha FROM analyses a JOIN calls c ON c.id = a.call_pk"
                                  " WHERE a.analysis_key = ? ORDER BY c.id", (key,)).fetchall()
-        return [(row["sha"], self._analysis_dict(row)) for row in rows]
+        return [(row["sha"], self._analysis(row)) for row in rows]
 
     def find_call(self, ref: str) -> StoredCall:
         """A call by call_id, by a prefix (≥ 6 hex digits) of its audio hash, or by number."""
@@ -73,12 +83,12 @@ class CallsPart(ReviewsPart):
 
     def _stored_call(self, row: sqlite3.Row) -> StoredCall:
         result = analysis = res = None
-        reviews: dict = {}
+        reviews: dict[str, Review] = {}
         if row["current_result_id"] is not None:
             res = self.conn.execute("SELECT * FROM results WHERE id = ?", (row["current_result_id"],)).fetchone()
-            result = json.loads(res["result_json"])
+            result = self._result(res)
             arow = self.conn.execute("SELECT * FROM analyses WHERE id = ?", (res["analysis_id"],)).fetchone()
-            analysis = self._analysis_dict(arow)
+            analysis = self._analysis(arow)
             reviews = self.reviews_for(res["id"])
         return StoredCall(row["id"], row["call_id"], row["audio_sha256"], row["path"], _metadata_of(row),
                           result, analysis, row["current_result_id"], reviews,
@@ -106,12 +116,20 @@ class CallsPart(ReviewsPart):
         ).fetchall()
         return [dict(r) for r in rows]
 
-    def current_result(self, sha256: str) -> dict | None:
+    def current_result(self, sha256: str) -> StoredResult | None:
         row = self.conn.execute(
             "SELECT r.result_json FROM calls c JOIN results r ON r.id = c.current_result_id WHERE c.audio_sha256 = ?",
             (sha256,),
         ).fetchone()
-        return json.loads(row[0]) if row else None
+        return self._result(row) if row else None
+
+    def _result(self, row: sqlite3.Row) -> StoredResult:
+        """The stored result record; a result the store cannot read is a damaged store, named."""
+        try:
+            return StoredResult.from_dict(json.loads(row["result_json"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{self.path}: a stored result cannot be read ({exc}); the store is damaged: "
+                             f"restore it from a backup") from None
 
     def counts(self) -> dict:
         q = self.conn.execute

@@ -2,16 +2,23 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
+from qa_audio.results.records import Review
 from qa_audio.results.store.base import LIST_COLUMNS, StoreBase, _now
+
+
+def _review(row: sqlite3.Row) -> Review:
+    return Review(row["decision"], row["reason"], row["reviewer"], row["at"])
 
 
 class ReviewsPart(StoreBase):
     """Supervisors' reviews of findings, the review queue, and the audit trail."""
 
     # ------------------------------------------------------------------ supervisor review
-    def reviews_for(self, result_id: int) -> dict:
-        return {r["rule"]: {"decision": r["decision"], "reason": r["reason"], "reviewer": r["reviewer"], "at": r["at"]}
+    def reviews_for(self, result_id: int) -> dict[str, Review]:
+        """rule → the supervisor's decision, for one result."""
+        return {r["rule"]: _review(r)
                 for r in self.conn.execute("SELECT * FROM reviews WHERE result_id = ? ORDER BY rule", (result_id,))}
 
     def save_review(self, *, call_pk: int, result_id: int, rule: str, decision: str, reason: str, reviewer: str,
@@ -45,16 +52,11 @@ class ReviewsPart(StoreBase):
                 ),
             )
 
-    def all_reviews(self) -> dict:
+    def all_reviews(self) -> dict[int, dict[str, Review]]:
         """result_id → rule → review, for every reviewed result."""
-        out: dict = {}
+        out: dict[int, dict[str, Review]] = {}
         for r in self.conn.execute("SELECT * FROM reviews ORDER BY result_id, rule"):
-            out.setdefault(r["result_id"], {})[r["rule"]] = {
-                "decision": r["decision"],
-                "reason": r["reason"],
-                "reviewer": r["reviewer"],
-                "at": r["at"],
-            }
+            out.setdefault(r["result_id"], {})[r["rule"]] = _review(r)
         return out
 
     def audit_trail(self, *, call_pk: int | None = None) -> list[dict]:

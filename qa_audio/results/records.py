@@ -1,0 +1,186 @@
+"""Typed records of what the results store holds: a stored result, its findings, supervisors' reviews.
+
+The store reads its JSON and rows into these; review, show, export and the review pages work on
+them; ``to_dict`` is the JSON edge and gives back the result contract unchanged. A supervisor's
+decision is applied to a finding record (:meth:`FindingRecord.decided`) and the final score comes
+from the one scoring function (:func:`qa_audio.judge.score.score_findings`).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from qa_audio.config import ScoreSettings
+from qa_audio.judge.score import Score, score_findings
+from qa_audio.speech.words import Utterance
+
+DECISIONS = ("confirm", "overturn")
+STATUSES = ("pass", "fail", "n/a")
+
+
+@dataclass(frozen=True)
+class Review:
+    """A supervisor's decision on one finding."""
+
+    decision: str              # "confirm" or "overturn"
+    reason: str
+    reviewer: str
+    at: str | None = None      # when it was stored (UTC, ISO 8601); None before it is
+
+    @property
+    def overturned(self) -> bool:
+        return self.decision == "overturn"
+
+    def to_dict(self) -> dict:
+        return {"decision": self.decision, "reason": self.reason, "reviewer": self.reviewer, "at": self.at}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Review:
+        return cls(str(data["decision"]), str(data.get("reason") or ""), str(data.get("reviewer") or ""),
+                   data.get("at"))
+
+
+_FINDING_KEYS = frozenset({"rule", "passed", "deduction", "evidence", "status", "title", "severity", "weight",
+                           "redline", "low_confidence", "detail", "enabled", "review"})
+
+
+@dataclass(frozen=True)
+class FindingRecord:
+    """One finding of a stored result, as the checker made it or as a supervisor decided it."""
+
+    rule: str
+    status: str                                    # "pass", "fail" or "n/a"
+    deduction: float
+    weight: float = 0.0
+    enabled: bool = True
+    redline: bool = False
+    low_confidence: bool = False
+    title: str = ""
+    severity: str = ""
+    detail: str = ""
+    evidence: tuple[Mapping[str, Any], ...] = ()   # the contract's evidence items, as stored
+    review: Review | None = None
+    checker_status: str | None = None              # the checker's own status (set by :meth:`decided`)
+    extra: Mapping[str, Any] = field(default_factory=dict)   # keys a newer writer added
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.status == "n/a" else self.status == "pass"
+
+    @property
+    def original_status(self) -> str:
+        """What the checker found, before any review."""
+        return self.checker_status or self.status
+
+    def decided(self, review: Review | None) -> FindingRecord:
+        """This finding with a supervisor's decision applied.
+
+        Confirmed: it stands as found and stops being doubtful. Overturned: a failure becomes a pass
+        (its deduction and red line dropped); a pass becomes a failure at the rule's weight (nothing if
+        the rule is disabled).
+        """
+        if review is None:
+            return self
+        out = replace(self, review=review, checker_status=self.status, low_confidence=False)
+        if not review.overturned:
+            return out
+        if self.status == "fail":
+            return replace(out, status="pass", deduction=0.0, redline=False)
+        if self.status == "pass":
+            return replace(out, status="fail", deduction=self.weight if self.enabled else 0.0)
+        return out
+
+    def to_dict(self) -> dict:
+        out = {"rule": self.rule, "passed": self.passed, "deduction": self.deduction,
+               "evidence": [dict(e) for e in self.evidence], "status": self.status, "title": self.title,
+               "severity": self.severity, "weight": self.weight, "redline": self.redline,
+               "low_confidence": self.low_confidence, "detail": self.detail, "enabled": self.enabled,
+               **self.extra}
+        if self.review is not None:
+            out["review"] = self.review.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FindingRecord:
+        status = str(data["status"])
+        if status not in STATUSES:
+            raise ValueError(f"finding {data.get('rule')!r}: status {status!r} is not one of {', '.join(STATUSES)}")
+        review = data.get("review")
+        return cls(str(data["rule"]), status, float(data["deduction"]), float(data.get("weight") or 0.0),
+                   bool(data.get("enabled", True)), bool(data.get("redline")), bool(data.get("low_confidence")),
+                   str(data.get("title") or ""), str(data.get("severity") or ""), str(data.get("detail") or ""),
+                   tuple(data.get("evidence") or ()), Review.from_dict(review) if review else None,
+                   extra={k: v for k, v in data.items() if k not in _FINDING_KEYS})
+
+
+_RESULT_KEYS = frozenset({"call_id", "score", "verdict", "audio", "timing", "findings", "transcript", "versions",
+                          "settings", "verdict_reason", "error"})
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One call's result as stored: the result contract, typed where the product reads it.
+
+    ``audio``, ``timing``, ``versions`` and ``settings`` are the contract's sections as they were
+    written (read-only mappings).
+    """
+
+    call_id: str
+    score: float | None
+    verdict: str
+    audio: Mapping[str, Any]
+    timing: Mapping[str, Any]
+    findings: tuple[FindingRecord, ...]
+    transcript: tuple[Utterance, ...]
+    versions: Mapping[str, Any]
+    settings: Mapping[str, Any]
+    verdict_reason: str | None = None
+    error: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def unscorable(self) -> bool:
+        return self.verdict == "unscorable"
+
+    @property
+    def score_settings(self) -> ScoreSettings:
+        """The pass mark and red-line score this result was scored with."""
+        scoring = self.settings.get("scoring", {})
+        return ScoreSettings(pass_score=float(scoring.get("pass_score", 85.0)),
+                             redline_score=float(scoring.get("redline_score", 0.0)))
+
+    def finding(self, rule: str) -> FindingRecord | None:
+        return next((f for f in self.findings if f.rule == rule), None)
+
+    def decided(self, reviews: Mapping[str, Review]) -> tuple[FindingRecord, ...]:
+        """The findings with the supervisors' decisions applied."""
+        return tuple(f.decided(reviews.get(f.rule)) for f in self.findings)
+
+    def final(self, reviews: Mapping[str, Review]) -> Score | None:
+        """The score after review (None for an unscorable call: no review makes it pass)."""
+        if self.unscorable:
+            return None
+        return score_findings(self.decided(reviews), self.score_settings)
+
+    def to_dict(self) -> dict:
+        out: dict = {"call_id": self.call_id, "score": self.score, "verdict": self.verdict, "audio": dict(self.audio),
+                     "timing": dict(self.timing), "findings": [f.to_dict() for f in self.findings],
+                     "transcript": [u.to_dict() for u in self.transcript], "versions": dict(self.versions),
+                     "settings": dict(self.settings)}
+        if self.verdict_reason is not None:
+            out["verdict_reason"] = self.verdict_reason
+        if self.error is not None:
+            out["error"] = self.error
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StoredResult:
+        score = data.get("score")
+        return cls(str(data["call_id"]), None if score is None else float(score), str(data["verdict"]),
+                   data.get("audio") or {}, data.get("timing") or {},
+                   tuple(FindingRecord.from_dict(f) for f in data.get("findings") or ()),
+                   tuple(Utterance.from_dict(u) for u in data.get("transcript") or ()),
+                   data.get("versions") or {}, data.get("settings") or {}, data.get("verdict_reason"),
+                   data.get("error"), {k: v for k, v in data.items() if k not in _RESULT_KEYS})
