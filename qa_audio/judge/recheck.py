@@ -303,7 +303,11 @@ def apply(findings: list, checks: tuple[Check, ...]) -> list:
                 )
             )
         else:
-            out.append(replace(f, evidence=kept + evidence))
+            # a hit the audio bears out is certain, however unsure Whisper was of its words
+            heard = {(c.phrase, round(c.start_s, 3)) for c in mine if c.kind == "fuzzy" and c.verdict == "confirmed"}
+            borne = sum((e.get("phrase"), e.get("start_s")) in heard for e in kept)
+            out.append(replace(f, evidence=kept + evidence,
+                               low_confidence=f.low_confidence and borne <= rule.max_count))
     return out
 
 
