@@ -15,15 +15,17 @@ from scipy import fft as scipy_fft
 
 from qa_audio.config import Config
 from qa_audio.errors import QAError
-from qa_audio.judge.recheck import AudioChecker, Check, Examined, heard_exactly
+from qa_audio.judge.analysis import Acoustics, Analysis
+from qa_audio.judge.recheck import AudioChecker, Check, Examined, context_window, heard_exactly
 from qa_audio.judge.recheck import apply as apply_checks
 from qa_audio.judge.recheck import plan as recheck_plan
 from qa_audio.judge.rules import Finding, PhraseMatcher, evaluate, hold_cues
 from qa_audio.judge.score import Score, score_findings, unscorable
 from qa_audio.judge.timing import Timing, analyze_timing, speaking_rates
+from qa_audio.judge.turns import split_at_replies
 from qa_audio.signal.audio import Audio, load_audio
 from qa_audio.signal.echo import echo_path, echo_spans
-from qa_audio.signal.hangup import LineEnd, decide_hangup, disconnect_bursts, line_end
+from qa_audio.signal.hangup import decide_hangup, disconnect_bursts, line_end
 from qa_audio.signal.spans import Span, merge, subtract
 from qa_audio.signal.tones import detect_music, detect_ringback
 from qa_audio.signal.vad import (
@@ -187,6 +189,7 @@ class Scorer:
 
     def _checks(self, analysis: Analysis, audio: Audio) -> list[Check]:
         findings = self.judge(analysis).findings
+        expects = {f.rule.id: f.rule.expect for f in findings}
         planned = [(finding.rule.id, *item) for finding in findings
                    for item in recheck_plan(finding, self.matcher, self.config)]
         hotwords: dict[tuple, list[str]] = {}        # one biased decode per window, with every phrase it needs
@@ -199,10 +202,11 @@ class Scorer:
             index = analysis.acoustics.roles.get(channel)
             if index is None:
                 continue
-            key = (channel, start_s, end_s)
+            key = (channel, start_s, end_s) if kind == "missing" else context_window(analysis.utterances, channel,
+                                                                                         start_s, end_s)
             if key not in windows:
                 windows[key] = self.checker.open(self.checker.window(audio.channel(index), rate_hz=audio.rate_hz,
-                                                                     start_s=start_s, end_s=end_s))
+                                                                     start_s=key[1], end_s=key[2]))
             def found(text: str, phrase: str, lexicon: str = lexicon) -> bool:
                 return heard_exactly(self.matcher, lexicon, text, phrase)
 
@@ -214,7 +218,8 @@ class Scorer:
                 def found_any(text: str, lexicon: str = lexicon) -> bool:
                     return heard_exactly(self.matcher, lexicon, text)
 
-                how, margin, verdict, heard = windows[key].fuzzy(phrase, found=found, found_any=found_any)
+                how, margin, verdict, heard = windows[key].fuzzy(phrase, found=found, found_any=found_any,
+                                                                 required=expects[rule_id] == "present")
             checks.append(Check(rule_id, lexicon, phrase, channel, start_s, end_s, kind, how, round(margin, 4),
                                 verdict, heard))
         return checks
@@ -244,6 +249,9 @@ class Scorer:
                                     hold_cues_s=hold_cues(c, utterances, matcher=self.matcher),
                                     rates_cps=speaking_rates(utterances), utterances=utterances,
                                     acknowledgements=self.acknowledgements, inventions=self.inventions)
+            # the rules count turns: a bridged speech region is cut where the other party replied
+            utterances = split_at_replies(utterances, min_gap_s=c.timing.utterance_gap_s,
+                                          acknowledgements=self.acknowledgements, normalizer=self.normalizer)
             turns = utterances + unrecognised_turns(analysis.acoustics, utterances)
             findings = evaluate(c, turns, matcher=self.matcher, timing=timing, facts=facts)
             if c.recheck.enabled and analysis.checks:
@@ -251,7 +259,7 @@ class Scorer:
             silent = no_speech(analysis.acoustics, utterances)
             score = unscorable(silent) if silent else score_findings(findings, c.scoring)
         return CallResult(Path(analysis.audio["path"]).stem, dict(analysis.audio), timing, tuple(findings),
-                          analysis.utterances, score, self.versions(model=analysis.model), self.settings_record(),
+                          tuple(utterances), score, self.versions(model=analysis.model), self.settings_record(),
                           stage)
 
 
@@ -296,66 +304,6 @@ def analysis_key(config: Config) -> str:
     blob = json.dumps({"channels": asdict(c.channels), "model": model, "vad": asdict(c.vad),
                        "tones": asdict(c.tone_plan), "timing": timing}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """Acoustics and transcript of one call: all a rulebook needs to judge it."""
-
-    audio: dict
-    acoustics: Acoustics
-    utterances: tuple[Utterance, ...]
-    model: str
-    key: str                  # analysis_key() of the settings that produced it
-    stage_s: dict = field(default_factory=dict, compare=False)
-    checks: tuple[Check, ...] = ()     # phrases re-checked against the audio (for the rulebook that asked)
-
-    def to_dict(self) -> dict:
-        return {"audio": self.audio, "acoustics": self.acoustics.to_dict(),
-                "utterances": [u.to_dict(words=True) for u in self.utterances], "model": self.model,
-                "key": self.key, "stage_s": self.stage_s, "checks": [c.to_dict() for c in self.checks]}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Analysis:
-        return cls(data["audio"], Acoustics.from_dict(data["acoustics"]),
-                   tuple(Utterance.from_dict(u) for u in data["utterances"]), data["model"], data["key"],
-                   data.get("stage_s", {}), tuple(Check.from_dict(c) for c in data.get("checks", ())))
-
-
-@dataclass(frozen=True)
-class Acoustics:
-    """What the signal alone shows: speech per party, ringback, tones and music."""
-
-    duration_s: float
-    roles: dict
-    regions: dict
-    ring_bursts: tuple[Span, ...]
-    music: tuple[Span, ...]
-    levels_dbfs: dict
-    voiced: dict          # frame-level speech per party (no joining or padding), for overtalk seconds
-    line_ends: dict = field(default_factory=dict)     # party → LineEnd: how each channel ends (CLS-3)
-    heard: dict = field(default_factory=dict)     # frame-level speech under the lenient gate, in verified regions
-
-    def to_dict(self) -> dict:
-        def spans(items):
-            return [[s.start_s, s.end_s] for s in items]
-        return {"duration_s": self.duration_s, "roles": self.roles,
-                "regions": {k: spans(v) for k, v in self.regions.items()}, "ring_bursts": spans(self.ring_bursts),
-                "music": spans(self.music), "levels_dbfs": self.levels_dbfs,
-                "voiced": {k: spans(v) for k, v in self.voiced.items()},
-                "line_ends": {k: v.to_dict() for k, v in self.line_ends.items()},
-                "heard": {k: spans(v) for k, v in self.heard.items()}}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Acoustics:
-        def spans(items):
-            return [Span(float(a), float(b)) for a, b in items]
-        return cls(float(data["duration_s"]), dict(data["roles"]),
-                   {k: spans(v) for k, v in data["regions"].items()}, tuple(spans(data["ring_bursts"])),
-                   tuple(spans(data["music"])), dict(data["levels_dbfs"]),
-                   {k: spans(v) for k, v in data["voiced"].items()},
-                   {k: LineEnd.from_dict(v) for k, v in data.get("line_ends", {}).items()},
-                   {k: spans(v) for k, v in data.get("heard", {}).items()})
 
 
 def analyze_acoustics(audio: Audio, config: Config) -> Acoustics:

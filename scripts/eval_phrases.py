@@ -1,6 +1,6 @@
 """Phrase spotting on real voices through a telephone channel: recall and false alarms of the rules' matching.
 
-    python scripts/eval_phrases.py [--limit N] [--config FILE] [--json] [--show-misses]
+    python scripts/eval_phrases.py [--limit N] [--config FILE] [--fuzzy-as required|banned] [--json] [--show-misses]
 
 The utterances are real Mandarin recordings with reference transcripts: the 50 AISHELL-1
 utterances of ../shared/realdata/zh-speech-aishell (one speaker, read news) and the clips
@@ -134,7 +134,7 @@ def transcribe(utterances: list[Utterance], scorer) -> dict[str, list]:
 
 
 def evaluate(*, limit: int | None = None, config_path: str | None = None, seed: int = 14,
-             recheck: bool = True, sample_per_kind: int = 6) -> dict:
+             recheck: bool = True, sample_per_kind: int = 6, required: bool = True) -> dict:
     import jieba
     from pypinyin import Style, lazy_pinyin
 
@@ -210,7 +210,7 @@ def evaluate(*, limit: int | None = None, config_path: str | None = None, seed: 
                     verdict = examined.missing([word], found=found)[3]
                     hit = _Verified(word, "verified") if verdict == "confirmed" else None
                 else:
-                    verdict = examined.fuzzy(word, found=found)[2]
+                    verdict = examined.fuzzy(word, found=found, required=required)[2]
                     hit = hit if verdict == "confirmed" else None
                 checked += 1
                 recheck_s += time.perf_counter() - started
@@ -231,6 +231,7 @@ def evaluate(*, limit: int | None = None, config_path: str | None = None, seed: 
             "false_alarms": {k: base[k][0] / max(base[k][1], 1) for k in ("near_miss", "shared_syllable", "unrelated")},
             "false_alarm_overall": sum(h for h, _ in base_negatives) / max(sum(n for _, n in base_negatives), 1),
         },
+        "fuzzy_hits_as": "required" if required else "banned",
         "rechecked": checked,
         "recheck_s": round(recheck_s, 1),
         "sampled_false_alarms": {k: {"rate": h / max(n, 1), "tries": n} for k, (h, n) in sampled.items()},
@@ -257,8 +258,13 @@ def main() -> int:
     parser.add_argument(
         "--no-recheck", action="store_true", help="the transcript alone, as before qa_audio.judge.recheck"
     )
+    parser.add_argument(
+        "--fuzzy-as", choices=("required", "banned"), default="required",
+        help="re-check fuzzy hits as a required phrase's are (substitution, then a hotword decode) or as a "
+             "banned phrase's (a hotword decode only)")
     args = parser.parse_args()
-    report = evaluate(limit=args.limit, config_path=args.config, recheck=not args.no_recheck)
+    report = evaluate(limit=args.limit, config_path=args.config, recheck=not args.no_recheck,
+                      required=args.fuzzy_as == "required")
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=1))
         return 0
@@ -270,7 +276,8 @@ def main() -> int:
         f"shared {t['false_alarms']['shared_syllable']:.2%}, unrelated {t['false_alarms']['unrelated']:.2%}, "
         f"overall {t['false_alarm_overall']:.2%}"
     )
-    print(f"re-checked against the audio: {report['rechecked']} decisions in {report['recheck_s']} s")
+    print(f"re-checked against the audio: {report['rechecked']} decisions in {report['recheck_s']} s "
+          f"(fuzzy hits re-checked as a {report['fuzzy_hits_as']} phrase's)")
     for kind, v in report["sampled_false_alarms"].items():
         print(f"  {kind} keywords re-checked (seeded sample): false alarms {v['rate']:.2%} of {v['tries']}")
     print(f"recall {report['recall']:.1%} of {report['positives']} phrases said")

@@ -127,3 +127,20 @@ def test_a_fuzzy_hit_is_confirmed_by_the_window_saying_a_phrase_of_its_lexicon(s
     farewell = [c for c in rechecked.checks if c.lexicon == "farewell" and c.kind == "fuzzy"]
     assert farewell and all(c.verdict == "confirmed" and c.how == "plain" for c in farewell)
     assert _finding(scorer.judge(rechecked), "CLS-2").status == "pass"
+
+
+def test_nothing_is_confirmed_over_audio_whisper_hears_nothing_in(scorer, compliant):
+    """A window whose unbiased decode is empty gives no transcript to weigh a candidate against:
+    a missing phrase stays missing (a silent agent channel never 'says' its greeting)."""
+    import numpy as np
+
+    from qa_audio.signal.audio import Audio
+
+    audio, analysis = compliant
+    quiet = Audio(audio.path, np.vstack([np.zeros_like(audio.samples[0]), audio.samples[1]]), audio.rate_hz,
+                  audio.source_rate_hz, audio.source_channels, audio.codec)
+    lost = _with_text(analysis, "中联融资客服中心", "总领导处")
+    checked = scorer.recheck(lost, quiet)
+    grt1 = [c for c in checked.checks if c.rule == "GRT-1"]
+    assert grt1 and all(c.verdict == "rejected" for c in grt1)
+    assert _finding(scorer.judge(checked), "GRT-1").status == "fail"

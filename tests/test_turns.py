@@ -320,3 +320,29 @@ def test_a_short_utterance_whose_words_whisper_doubts_is_judged_by_its_length():
     sure = [Word(12.0, 12.4, "等一", 0.9), Word(12.4, 12.6, "下", 0.9)]
     found = find_interruptions(agent, customer, by="agent", settings=SETTINGS, words=sure, acknowledgements=ACKS)
     assert [i.at_s for i in found] == [12.0]
+
+
+def _said(channel, *words):
+    from qa_audio.speech.words import Utterance
+
+    ws = tuple(Word(a, b, t, 0.9) for a, b, t in words)
+    return Utterance(channel, ws[0].start_s, ws[-1].end_s, "".join(w.text for w in ws), ws)
+
+
+def test_a_bridged_region_is_cut_into_turns_where_the_other_party_replied():
+    """Line noise can hold one party's speech region open for a minute: the rules must still see
+    'the last turn' as the turn after the customer's last reply, not the whole call."""
+    from qa_audio.judge.turns import split_at_replies
+    from qa_audio.speech.normalize import TextNormalizer
+
+    agent = _said("agent", (1.0, 2.0, "您好"), (2.0, 3.0, "请问还有其他可以帮您的吗"), (6.0, 7.0, "感谢您的来电"),
+                  (7.0, 7.5, "再见"))
+    reply, ack = _said("customer", (3.5, 5.0, "没有了谢谢")), _said("customer", (4.0, 4.3, "嗯"))
+    turns = split_at_replies([agent, reply], min_gap_s=0.3, acknowledgements=ACKS, normalizer=TextNormalizer())
+    mine = [u for u in turns if u.channel == "agent"]
+    assert [u.text for u in mine] == ["您好请问还有其他可以帮您的吗", "感谢您的来电再见"]
+    assert (mine[1].start_s, mine[1].end_s) == (6.0, 7.5)
+    # a pause the other party filled with only 嗯 is no turn's end; with no reply at all neither
+    for others in ([ack], []):
+        alone = split_at_replies([agent, *others], min_gap_s=0.3, acknowledgements=ACKS, normalizer=TextNormalizer())
+        assert [u.text for u in alone if u.channel == "agent"] == [agent.text]

@@ -24,7 +24,7 @@ from qa_audio.config import Config
 from qa_audio.errors import QAError
 
 if TYPE_CHECKING:
-    from qa_audio.pipeline import Analysis
+    from qa_audio.judge.analysis import Analysis
     from qa_audio.results.store import Store
 
 LABELS_FORMAT = "qa-audio-labels/1"

@@ -28,7 +28,8 @@ from qa_audio.batch.jobs import InProcess, ProcessPool, find_audio
 from qa_audio.batch.metadata import Sidecar, load_sidecar, metadata_for
 from qa_audio.config import Config, load_config
 from qa_audio.errors import QAError, StoreError, one_line
-from qa_audio.pipeline import Analysis, Scorer, analysis_key
+from qa_audio.judge.analysis import Analysis
+from qa_audio.pipeline import Scorer, analysis_key
 from qa_audio.results.privacy import Redactor
 from qa_audio.results.store import Store, open_store
 from qa_audio.signal.audio import file_sha256

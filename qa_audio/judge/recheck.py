@@ -20,12 +20,14 @@ real voices (``scripts/eval_phrases.py``).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from qa_audio.config import RecheckSettings
 from qa_audio.speech.normalize import TextNormalizer
+from qa_audio.speech.words import Utterance
 
 WINDOW_PAD_S = 0.3
 
@@ -116,6 +118,12 @@ class Examined:
     def __post_init__(self) -> None:
         self._biased: dict[str, str] = {}
 
+    @property
+    def heard_words(self) -> bool:
+        """Whether the unbiased decode heard anything: over a window Whisper hears nothing in, no
+        candidate transcript can be weighed against it, and nothing is confirmed."""
+        return any(ch.isalnum() for ch in self.plain)
+
     def biased(self, phrases: list[str]) -> str:
         key = " ".join(phrases)[: self.checker.settings.max_hotword_chars]
         if key not in self._biased:
@@ -132,6 +140,8 @@ class Examined:
         """
         s = self.checker.settings
         best = ("", "substitution", -99.0, "rejected", self.plain)
+        if not self.heard_words:
+            return best
         for phrase in phrases:
             candidate = substitute(self.plain, phrase)
             margin = self.checker.log_probability(self.encoded, candidate) - self.base
@@ -149,15 +159,23 @@ class Examined:
                     return heard[0], "hotword", margin, "confirmed", biased
         return best
 
-    def fuzzy(self, phrase: str, *, found, found_any=None) -> tuple[str, float, str, str]:
+    def fuzzy(self, phrase: str, *, found, found_any=None, required: bool = False) -> tuple[str, float, str, str]:
         """Is a fuzzy hit of ``phrase`` real? (how, margin, verdict, heard)
 
         ``found_any(text)``: whether ``text`` holds any phrase of the hit's lexicon exactly (or as a
         homophone). The window's unbiased decode holding one settles it (what the rule asks was said,
-        in other words of its lexicon: 谢谢您的来电 for 感谢您的来电); so does the hotword decode, at the
-        fuzzy margin."""
+        in other words of its lexicon: 谢谢您的来电 for 感谢您的来电); so does, for a ``required``
+        phrase, the substitution test a missing phrase passes; so does the hotword decode, at the
+        fuzzy margin (the only test a banned phrase's fuzzy hit gets)."""
+        if not self.heard_words:
+            return "plain", -99.0, "rejected", self.plain
         if found_any is not None and found_any(self.plain):
             return "plain", 0.0, "confirmed", self.plain
+        if required:      # a required phrase heard fuzzily passes at least the test a missing one passes
+            candidate = substitute(self.plain, phrase)
+            margin = self.checker.log_probability(self.encoded, candidate) - self.base
+            if margin >= self.checker.settings.substitution_margin:
+                return "substitution", margin, "confirmed", candidate
         biased = self.biased([phrase])
         if not (found(biased, phrase) or (found_any is not None and found_any(biased))):
             return "hotword", -99.0, "rejected", biased
@@ -183,8 +201,23 @@ def substitute(text: str, phrase: str) -> str:
 
 
 # --------------------------------------------------------------------------- rules ↔ checks
+FUZZY_CONTEXT_S = 4.0     # a fuzzy hit is heard again with up to this much of its utterance either side
+
+
+def context_window(utterances: Sequence[Utterance], channel: str, start_s: float, end_s: float
+                   ) -> tuple[str, float, float]:
+    """The window a fuzzy hit is re-checked in: the hit with its own utterance around it (up to
+    FUZZY_CONTEXT_S either side), as the phrase evaluation examines whole utterances; Whisper hears
+    half a second of audio badly."""
+    around = [u for u in utterances if u.channel == channel and u.start_s < end_s and u.end_s > start_s]
+    if not around:
+        return channel, start_s, end_s
+    return (channel, max(min(u.start_s for u in around), start_s - FUZZY_CONTEXT_S),
+            min(max(u.end_s for u in around), end_s + FUZZY_CONTEXT_S))
+
+
 def _said(matcher, channel: str, start_s: float, end_s: float, text: str):
-    from qa_audio.speech.transcribe import Utterance, Word
+    from qa_audio.speech.words import Word
 
     return matcher.prepare(Utterance(channel, start_s, end_s, text, (Word(start_s, end_s, text, 1.0),)))
 

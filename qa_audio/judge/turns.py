@@ -12,7 +12,9 @@ from pypinyin import Style, lazy_pinyin
 from qa_audio.config import TimingSettings
 from qa_audio.signal.spans import Span, covered_s, gaps, merge, round_s
 from qa_audio.signal.vad import MIN_RUN_S
-from qa_audio.speech.normalize import fuzzy_syllable
+from qa_audio.speech.normalize import TextNormalizer, fuzzy_syllable
+from qa_audio.speech.transcribe import utterance_of
+from qa_audio.speech.words import Utterance
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,30 @@ def is_acknowledgement(text: str, acknowledgements: frozenset[str]) -> bool:
                 if text[i:i + n] in acknowledgements:
                     reach[i + n] = True
     return reach[-1]
+
+
+def split_at_replies(utterances: list[Utterance], *, min_gap_s: float, acknowledgements: frozenset[str],
+                     normalizer: TextNormalizer) -> list[Utterance]:
+    """Each party's utterances cut where the other party replied in a pause of its words: one turn each.
+
+    A speech region that line noise or babble bridged for a minute holds all of one party's turns
+    (the other spoke in its pauses); the rules count turns ("the last 2 turns"), so they see the
+    turns the conversation shows. A pause of at least ``min_gap_s`` is a turn's end when an
+    utterance of the other party that is more than an acknowledgement (嗯, 好的) lies within it.
+    """
+    replies = [u for u in utterances if u.text and not is_acknowledgement(u.text, acknowledgements)]
+    out = []
+    for u in utterances:
+        others = [r for r in replies if r.channel != u.channel and r.start_s < u.end_s and r.end_s > u.start_s]
+        cuts = [i + 1 for i, (w, nxt) in enumerate(zip(u.words, u.words[1:]))
+                if nxt.start_s - w.end_s >= min_gap_s
+                and any(w.end_s <= (r.start_s + r.end_s) / 2 <= nxt.start_s for r in others)]
+        if u.channel not in ("agent", "customer") or not cuts:
+            out.append(u)
+            continue
+        for a, b in zip([0, *cuts], [*cuts, len(u.words)]):
+            out.append(utterance_of(u.channel, list(u.words[a:b]), normalizer))
+    return out
 
 
 WORD_BACKED_SHARE = 0.4       # of a word's time that the party's own speech frames must cover

@@ -112,6 +112,12 @@ def transcribe_channel(model, samples: np.ndarray, regions: list[Span] | tuple[S
         if not words:
             continue
         words.sort(key=lambda w: w.start_s)
-        text = normalizer.numbers("".join(w.text for w in words)).strip()
-        utterances.append(Utterance(channel, words[0].start_s, words[-1].end_s, text, tuple(words)))
+        utterances.append(utterance_of(channel, words, normalizer))
     return utterances
+
+
+def utterance_of(channel: str, words: list[Word], normalizer: TextNormalizer) -> Utterance:
+    """One utterance of a party's words (in time order), its text normalised as transcripts are."""
+    text = normalizer.numbers("".join(w.text for w in words)).strip()
+    return Utterance(channel, words[0].start_s, words[-1].end_s, text, tuple(words))
+

@@ -12,8 +12,8 @@ from qa_audio.config import METADATA_FIELDS
 from qa_audio.errors import StoreError
 from qa_audio.results.records import Review, StoredResult
 
-if TYPE_CHECKING:       # the pipeline (and the ASR stack) is imported only when an analysis is read
-    from qa_audio.pipeline import Analysis
+if TYPE_CHECKING:       # imported only when an analysis is read (jieba, pypinyin)
+    from qa_audio.judge.analysis import Analysis
 
 FINAL_SCORE = "COALESCE(r.final_score, r.score)"
 

@@ -12,7 +12,7 @@ from qa_audio.results.store.base import StoredCall, _absolute, _metadata_of, _no
 from qa_audio.results.store.reviews import ReviewsPart
 
 if TYPE_CHECKING:
-    from qa_audio.pipeline import Analysis
+    from qa_audio.judge.analysis import Analysis
 
 
 class CallsPart(ReviewsPart):
@@ -34,7 +34,7 @@ class CallsPart(ReviewsPart):
         return self._analysis(row) if row else None
 
     def _analysis(self, row: sqlite3.Row) -> Analysis:
-        from qa_audio.pipeline import Analysis  # the ASR stack loads only when an analysis is read
+        from qa_audio.judge.analysis import Analysis  # jieba and pypinyin load only when one is read
 
         return Analysis.from_dict(self._analysis_dict(row))
 
