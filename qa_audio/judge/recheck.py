@@ -130,6 +130,15 @@ class Examined:
             self._biased[key] = self.checker.decode(self.audio, hotwords=key)
         return self._biased[key]
 
+    def margin(self, text: str) -> float:
+        """How much likelier (mean token log-probability) ``text`` is than the unbiased decode, given the audio."""
+        return self.checker.log_probability(self.encoded, text) - self.base
+
+    def substituted(self, phrase: str) -> tuple[str, float]:
+        """The unbiased decode with ``phrase`` in place of what sounds most like it, and its margin."""
+        candidate = substitute(self.plain, phrase)
+        return candidate, self.margin(candidate)
+
     def missing(self, phrases: list[str], *, found, hotwords: list[str] | None = None
                 ) -> tuple[str, str, float, str, str]:
         """Was any of ``phrases`` said here? ``found(text, phrase)`` is the rules' matcher.
@@ -143,8 +152,7 @@ class Examined:
         if not self.heard_words:
             return best
         for phrase in phrases:
-            candidate = substitute(self.plain, phrase)
-            margin = self.checker.log_probability(self.encoded, candidate) - self.base
+            candidate, margin = self.substituted(phrase)
             if margin >= s.substitution_margin:
                 return phrase, "substitution", margin, "confirmed", candidate
             verdict = "undecided" if margin >= s.substitution_margin - s.undecided_band else "rejected"
@@ -154,7 +162,7 @@ class Examined:
             biased = self.biased(hotwords or phrases)
             heard = [p for p in phrases if biased != self.plain and found(biased, p)]
             if heard:
-                margin = self.checker.log_probability(self.encoded, biased) - self.base
+                margin = self.margin(biased)
                 if margin >= s.hotword_margin:
                     return heard[0], "hotword", margin, "confirmed", biased
         return best
@@ -172,14 +180,13 @@ class Examined:
         if found_any is not None and found_any(self.plain):
             return "plain", 0.0, "confirmed", self.plain
         if required:      # a required phrase heard fuzzily passes at least the test a missing one passes
-            candidate = substitute(self.plain, phrase)
-            margin = self.checker.log_probability(self.encoded, candidate) - self.base
+            candidate, margin = self.substituted(phrase)
             if margin >= self.checker.settings.substitution_margin:
                 return "substitution", margin, "confirmed", candidate
         biased = self.biased([phrase])
         if not (found(biased, phrase) or (found_any is not None and found_any(biased))):
             return "hotword", -99.0, "rejected", biased
-        margin = self.checker.log_probability(self.encoded, biased) - self.base
+        margin = self.margin(biased)
         return "hotword", margin, ("confirmed" if margin >= self.checker.settings.fuzzy_margin else "rejected"), biased
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from qa_audio.errors import QAError
 from qa_audio.results.records import StoredResult
-from qa_audio.results.review import final_findings
 from qa_audio.results.store import Store
 
 FORMATS = ("xlsx", "csv", "json")
@@ -115,7 +114,7 @@ def build_export(store: Store, *, period: Period, by: str = "agent") -> Export:
     calls = []
     for r in chosen:
         result = StoredResult.from_dict(json.loads(r["result_json"]))
-        findings = final_findings(result, reviews.get(r["result_id"], {}))
+        findings = result.decided(reviews.get(r["result_id"], {}))
         for f in findings:
             if f.rule not in rule_order:
                 rule_order.append(f.rule)

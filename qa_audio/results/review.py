@@ -17,17 +17,12 @@ from dataclasses import dataclass
 from qa_audio.config import PrivacySettings
 from qa_audio.errors import QAError
 from qa_audio.results.privacy import Redactor
-from qa_audio.results.records import DECISIONS, FindingRecord, Review, StoredResult
+from qa_audio.results.records import DECISIONS, Review, StoredResult
 from qa_audio.results.store import Store, StoredCall
 
 
 class ReviewError(QAError):
     """A review that cannot be applied (unknown rule, n/a finding, empty reason…)."""
-
-
-def final_findings(result: StoredResult, reviews: Mapping[str, Review]) -> tuple[FindingRecord, ...]:
-    """The findings as the supervisor decided them (``status``, ``deduction``, ``redline`` adjusted)."""
-    return result.decided(reviews)
 
 
 def final_score(result: StoredResult, reviews: Mapping[str, Review]) -> tuple[float | None, str]:
@@ -81,7 +76,7 @@ def review_labels(store: Store) -> dict:
         call = store.find_call(row["call_id"])
         if call.result is None:
             continue
-        for f in final_findings(call.result, call.reviews):
+        for f in call.result.decided(call.reviews):
             if f.review is not None:
                 labels.setdefault(call.call_id, {})[f.rule] = f.status
     return {"format": "qa-audio-labels/1", "calls": labels}

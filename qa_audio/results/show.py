@@ -1,8 +1,10 @@
 """One stored call in the terminal: header, timeline, transcript and findings (``qa-audio show``)."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from qa_audio.config import METADATA_FIELDS
-from qa_audio.results.records import StoredResult
+from qa_audio.results.records import FindingRecord, StoredResult
 from qa_audio.results.store import StoredCall
 
 ROWS = (("ring", "#"), ("agent", "="), ("customer", "="), ("mixed", "="), ("hold", "H"), ("overtalk", "!"),
@@ -14,6 +16,23 @@ def finding_mark(status: str, *, enabled: bool = True) -> str:
     if status == "fail" and not enabled:
         return "off "
     return {"pass": "ok  ", "fail": "FAIL", "n/a": "n/a "}[status]
+
+
+def finding_lines(findings: Iterable[FindingRecord], *, mask: Callable[[str], str], max_evidence: int) -> list[str]:
+    """Each finding on a line (status, rule, title, deduction, flags); a failure's detail and its first
+    ``max_evidence`` evidence items below it, their text through ``mask``."""
+    lines = []
+    for f in findings:
+        mark = finding_mark(f.status, enabled=f.enabled)
+        extra = f" -{f.deduction:g}" if f.deduction else ""
+        flags = (" RED-LINE" if f.redline else "") + (" (low ASR confidence)" if f.low_confidence else "")
+        lines.append(f"  [{mark}] {f.rule:<6} {f.title}{extra}{flags}")
+        if f.status == "fail":
+            lines.append(f"           {mask(f.detail)}")
+            for e in f.evidence[:max_evidence]:
+                lines.append(f"           {fmt_clock(e['start_s'])}-{fmt_clock(e['end_s'])} {e['channel']}: "
+                             f"{mask(e['text'])}")
+    return lines
 
 
 def fmt_clock(value) -> str:
@@ -94,17 +113,7 @@ def render_call(call: StoredCall, *, mask=None, mask_id=None) -> str:
     lines += ["", "transcript"]
     for u in r.transcript:
         lines.append(f"  {fmt_clock(u.start_s):>7}-{fmt_clock(u.end_s):<7} {u.channel:<8} {mask(u.text)}")
-    lines += ["", "findings"]
-    for f in r.findings:
-        mark = finding_mark(f.status, enabled=f.enabled)
-        extra = f" -{f.deduction:g}" if f.deduction else ""
-        flags = (" RED-LINE" if f.redline else "") + (" (low ASR confidence)" if f.low_confidence else "")
-        lines.append(f"  [{mark}] {f.rule:<6} {f.title}{extra}{flags}")
-        if f.status == "fail":
-            lines.append(f"           {mask(f.detail)}")
-            for e in f.evidence[:5]:
-                lines.append(f"           {fmt_clock(e['start_s'])}-{fmt_clock(e['end_s'])} {e['channel']}: "
-                             f"{mask(e['text'])}")
+    lines += ["", "findings", *finding_lines(r.findings, mask=mask, max_evidence=5)]
     return "\n".join(lines)
 
 
@@ -124,14 +133,5 @@ def render_summary(result: StoredResult) -> str:
                  f"{'–' if t['ring_to_answer_s'] is None else format(t['ring_to_answer_s'], '.1f') + ' s'}, "
                  f"holds {len(t['holds'])}, interruptions {'n/a (mono)' if inter is None else len(inter)}, "
                  f"dead air {len(t['dead_air'])}")
-    for f in result.findings:
-        mark = finding_mark(f.status, enabled=f.enabled)
-        extra = f" -{f.deduction:g}" if f.deduction else ""
-        flags = (" RED-LINE" if f.redline else "") + (" (low ASR confidence)" if f.low_confidence else "")
-        lines.append(f"  [{mark}] {f.rule:<6} {f.title}{extra}{flags}")
-        if f.status == "fail":
-            lines.append(f"           {f.detail}")
-            for e in f.evidence[:3]:
-                when = f"{fmt_clock(e['start_s'])}-{fmt_clock(e['end_s'])}"
-                lines.append(f"           {when} {e['channel']}: {e['text']}")
+    lines += finding_lines(result.findings, mask=lambda text: text, max_evidence=3)
     return "\n".join(lines)

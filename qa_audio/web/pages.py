@@ -23,7 +23,6 @@ from qa_audio.errors import QAError, StoreError
 from qa_audio.results.review import (
     QUEUE_KINDS,
     ReviewError,
-    final_findings,
     final_score,
     mark_checked,
     review_finding,
@@ -103,7 +102,7 @@ def call_page(pk: int):
     findings = [replace(f, detail=shown(f.detail) or "",
                         evidence=tuple(dict(e, text=shown(e.get("text")), matched=shown(e.get("matched")))
                                        for e in f.evidence))
-                for f in sorted(final_findings(result, call.reviews), key=lambda f: order.get(f.status, 3))]
+                for f in sorted(result.decided(call.reviews), key=lambda f: order.get(f.status, 3))]
     transcript = [replace(u, text=shown(u.text) or "") for u in result.transcript]
     audit = [_audit_row(a) for a in store().audit_trail(call_pk=pk)]
     next_pk = current_queue().next_call_pk
