@@ -58,8 +58,65 @@ def rng():
     return np.random.default_rng(1234)
 
 
+def copy_store(src: Path, dst: Path) -> Path:
+    """A copy of a results store (SQLite's backup: consistent even with a WAL beside it)."""
+    import sqlite3
+
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    return dst
+
+
 def shared(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():
         pytest.fail(f"{path} is missing: the tests need ../shared beside the checkout")
     return path
+
+
+@pytest.fixture
+def browser_path() -> str:
+    """Debian's Chromium for Playwright; the test is skipped without one, and fails if CI asked for it."""
+    import importlib.util
+    import os
+    import shutil
+
+    path = os.environ.get("QA_AUDIO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None or importlib.util.find_spec("playwright") is None:
+        if os.environ.get("QA_AUDIO_REQUIRE_BROWSER"):
+            pytest.fail("the browser test needs Playwright and Chromium (apt-get install chromium)")
+        pytest.skip("Playwright or Chromium not installed")
+    return path
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    """Where a browser test leaves its screenshots: $QA_AUDIO_SCREENSHOTS if set, else the test's tmp folder."""
+    import os
+
+    folder = Path(os.environ.get("QA_AUDIO_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def serve():
+    """``serve(db, config)`` runs the review page on a free port in a thread and returns its base URL;
+    every server it started stops when the test ends."""
+    import io
+    import threading
+
+    from qa_audio.web import make_server
+
+    servers = []
+
+    def start(db, config) -> str:
+        server = make_server(db, config, port=0, log=io.StringIO())
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -4,24 +4,17 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import re
-import shutil
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
+from conftest import copy_store
 
 flask = pytest.importorskip("flask")
 
 PASSWORD = "listen-carefully-42"
-
-
-def copy_store(src: Path, dst: Path) -> Path:
-    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
-        a.backup(b)
-    return dst
 
 
 @pytest.fixture
@@ -88,7 +81,7 @@ def test_every_route_refuses_an_anonymous_request(app):
                                             "review.audio", "review.review", "review.checked", "review.labels",
                                             "auth.logout", "review.index"}
     for rule in routes:
-        url = rule.rule.replace("<int:pk>", "1")
+        url = re.sub(r"<[^>]+>", "1", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             for client, data in ((anonymous, {}), (half, {"csrf": csrf, "rule": "BAN-1", "decision": "overturn",
                                                           "reason": "x"})):
@@ -314,28 +307,12 @@ def test_calls_list_filters_sorts_and_pages(store_db, config):
 
 
 # ---------------------------------------------------------------------------------------------- browser
-def chromium() -> str | None:
-    path = os.environ.get("QA_AUDIO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    return path
-
-
 @pytest.fixture
-def live_server(store_db, config):
-    from qa_audio.web import make_server
-
-    server = make_server(store_db, config, port=0, log=io.StringIO())
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+def live_server(store_db, config, serve):
+    return serve(store_db, config)
 
 
-def test_a_supervisor_reviews_a_call_in_a_real_browser(live_server, store_db):
-    browser_path = chromium()
-    if browser_path is None or importlib_missing("playwright"):
-        if os.environ.get("QA_AUDIO_REQUIRE_BROWSER"):
-            pytest.fail("the browser test needs Playwright and Chromium (apt-get install chromium)")
-        pytest.skip("Playwright or Chromium not installed")
+def test_a_supervisor_reviews_a_call_in_a_real_browser(live_server, store_db, browser_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -387,12 +364,6 @@ def test_a_supervisor_reviews_a_call_in_a_real_browser(live_server, store_db):
         assert conn.execute("SELECT final_score, final_verdict FROM results r JOIN calls c"
                             " ON c.current_result_id = r.id WHERE c.call_id = 'banned_phrase'").fetchone() == (
             100.0, "pass")
-
-
-def importlib_missing(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is None
 
 
 def test_serve_cli_refuses_a_missing_store(tmp_path):

@@ -139,6 +139,7 @@ class ReviewSettings:
     page_size: int = 50
     session_hours: float = 8.0            # a login lasts this long
     secure_cookies: bool = False          # true behind HTTPS: the login cookie is never sent over plain HTTP
+    appeal_days: float = 7.0              # an agent may appeal a finding this many days after the call's scoring
 
 
 # --------------------------------------------------------------------------- loaders
@@ -314,6 +315,7 @@ def _load_review(section: _Section) -> ReviewSettings:
         page_size=section.get("page_size", int, 50, min_value=1, max_value=500),
         session_hours=float(section.get("session_hours", (int, float), 8.0, min_value=0.1, max_value=24 * 7)),
         secure_cookies=section.get("secure_cookies", bool, False),
+        appeal_days=float(section.get("appeal_days", (int, float), 7.0, min_value=0, max_value=365)),
     )
     section.check_unknown()
     return review

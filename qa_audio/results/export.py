@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from qa_audio.errors import QAError
+from qa_audio.results.access import Scope
 from qa_audio.results.records import StoredResult
 from qa_audio.results.store import Store
 
@@ -73,7 +74,8 @@ class Export:
         keys = (["agent_id", "agent_name", "team"] if self.about["by"] == "agent" else [self.about["by"]])
         return (
             keys
-            + ["calls", "mean_score", "median_score", "pass_rate", "unscorable", "redline_failures", "reviewed_share"]
+            + ["calls", "mean_score", "median_score", "pass_rate", "unscorable", "redline_failures", "reviewed_share",
+               "appeals", "appeals_upheld", "appeals_overturned", "appeals_open"]
             + [f"failed {r}" for r in self.rules]
         )
 
@@ -91,6 +93,8 @@ class Export:
             "final_score",
             "verdict",
             "reviewed",
+            "appeals",
+            "appeals_overturned",
             "redline",
             "failed_standards",
             "rulebook",
@@ -103,11 +107,13 @@ class Export:
 GROUPINGS = ("agent", "team", "client")
 
 
-def build_export(store: Store, *, period: Period, by: str = "agent") -> Export:
+def build_export(store: Store, *, period: Period, by: str = "agent", scope: Scope | None = None) -> Export:
+    """The export of the calls in ``period`` (and in ``scope``: a user's, on the review page)."""
     if by not in GROUPINGS:
         raise QAError(f"--by must be one of {', '.join(GROUPINGS)}, got {by!r}")
-    rows = store.current_rows()
+    rows = store.current_rows(scope)
     reviews = store.all_reviews()
+    appeals = store.appeal_counts()
     no_time = [r["call_id"] for r in rows if not r["call_time"]]
     chosen = [r for r in rows if r["call_time"] and period.contains(r["call_time"])]
     rule_order: list[str] = []
@@ -120,6 +126,7 @@ def build_export(store: Store, *, period: Period, by: str = "agent") -> Export:
                 rule_order.append(f.rule)
         failed = [f.rule for f in findings if f.status == "fail"]
         reviewed = r["final_score"] is not None
+        appealed = appeals.get(r["result_id"], {})
         calls.append(
             {
                 "call_id": r["call_id"],
@@ -133,6 +140,10 @@ def build_export(store: Store, *, period: Period, by: str = "agent") -> Export:
                 "final_score": r["final_score"] if reviewed else r["score"],
                 "verdict": (r["final_verdict"] if reviewed else r["verdict"]),
                 "reviewed": reviewed,
+                "appeals": sum(appealed.values()),
+                "appeals_overturned": appealed.get("overturned", 0),
+                "_appeals_upheld": appealed.get("upheld", 0),
+                "_appeals_open": appealed.get("open", 0),
                 "redline": any(f.redline for f in findings if f.status == "fail"),
                 "failed_standards": ", ".join(failed),
                 "rulebook": r["rulebook"],
@@ -154,6 +165,7 @@ def build_export(store: Store, *, period: Period, by: str = "agent") -> Export:
         "rulebooks": sorted({f"{c['_rulebook_name']} {c['rulebook']}" for c in calls}),
         "models": sorted({c["_model"] for c in calls}),
         "final_scores": "after supervisor review where a call was reviewed, else as scored",
+        "appeals": "agents' appeals (申诉) on the calls' current results: filed, upheld, overturned, still open",
     }
     clean = tuple({k: v for k, v in c.items() if not k.startswith("_")} for c in calls)
     return Export(about, tuple(rule_order), tuple(groups), clean)
@@ -184,6 +196,10 @@ def _group(calls: list[dict], *, by: str, rules: list[str]) -> list[dict]:
             unscorable=len(items) - len(scorable),
             redline_failures=sum(bool(c["redline"]) for c in items),
             reviewed_share=round(sum(bool(c["reviewed"]) for c in items) / len(items), 4),
+            appeals=sum(c["appeals"] for c in items),
+            appeals_upheld=sum(c["_appeals_upheld"] for c in items),
+            appeals_overturned=sum(c["appeals_overturned"] for c in items),
+            appeals_open=sum(c["_appeals_open"] for c in items),
         )
         for rule in rules:
             row[f"failed {rule}"] = sum(rule in c["_failed"] for c in items)

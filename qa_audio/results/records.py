@@ -184,3 +184,70 @@ class StoredResult:
                    tuple(Utterance.from_dict(u) for u in data.get("transcript") or ()),
                    data.get("versions") or {}, data.get("settings") or {}, data.get("verdict_reason"),
                    data.get("error"), {k: v for k, v in data.items() if k not in _RESULT_KEYS})
+
+
+APPEAL_STATUSES = ("open", "upheld", "overturned")
+
+
+@dataclass(frozen=True)
+class Appeal:
+    """An agent's appeal (申诉) against one finding of a call's current result, and its ruling."""
+
+    id: int
+    call_pk: int
+    call_id: str
+    result_id: int
+    rule: str
+    agent: str                       # the account that appealed
+    reason: str
+    filed_at: str
+    disputed_by: str | None          # who made the decision appealed against (None: the checker)
+    status: str                      # open, upheld or overturned
+    ruled_by: str | None = None
+    ruling_reason: str | None = None
+    ruled_at: str | None = None
+    score_before: float | None = None
+    score_after: float | None = None
+    agent_id: str | None = None      # the call's agent and team (for lists)
+    team: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.status == "open"
+
+    @property
+    def status_zh(self) -> str:
+        return {"open": "待裁决", "upheld": "维持原判", "overturned": "申诉成立"}.get(self.status, self.status)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class CalibrationCall:
+    call_pk: int
+    call_id: str
+    result_id: int
+
+
+@dataclass(frozen=True)
+class CalibrationSession:
+    """Calls that chosen supervisors judge blind, to measure how alike they judge (and the checker)."""
+
+    id: int
+    name: str
+    created_by: str
+    created_at: str
+    members: tuple[str, ...]
+    calls: tuple[CalibrationCall, ...]
+    labels: tuple[tuple[int, str, str, str], ...] = ()    # (call_pk, reviewer, rule, "pass" | "fail")
+    submitted: frozenset[tuple[int, str]] = frozenset()    # (call_pk, reviewer) pairs handed in
+
+    def has_submitted(self, reviewer: str, call_pk: int | None = None) -> bool:
+        """Whether ``reviewer`` handed in this call (or, with no call, every call of the session)."""
+        pks = [call_pk] if call_pk is not None else [c.call_pk for c in self.calls]
+        return all((pk, reviewer) in self.submitted for pk in pks)
+
+    def progress(self) -> dict[str, int]:
+        """reviewer → calls handed in."""
+        return {m: sum((c.call_pk, m) in self.submitted for c in self.calls) for m in self.members}

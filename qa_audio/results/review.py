@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from qa_audio.config import PrivacySettings
 from qa_audio.errors import QAError
+from qa_audio.results.access import Scope, User
 from qa_audio.results.privacy import Redactor
-from qa_audio.results.records import DECISIONS, Review, StoredResult
+from qa_audio.results.records import DECISIONS, Appeal, Review, StoredResult
 from qa_audio.results.store import Store, StoredCall
 
 
@@ -54,6 +55,12 @@ def review_finding(store: Store, call: StoredCall, rule: str, *, decision: str, 
         raise ReviewError(f"{call.call_id}: no finding for rule {rule!r}")
     if finding.status == "n/a":
         raise ReviewError(f"{call.call_id}: {rule} did not apply to this call (n/a); nothing to review")
+    for appeal in store.appeals(result_id=call.result_id):
+        if appeal.rule == rule and appeal.open:
+            raise ReviewError(f"{call.call_id}: {rule} is under appeal (申诉 #{appeal.id}); rule on the appeal instead")
+        if appeal.rule == rule:
+            raise ReviewError(f"{call.call_id}: {rule}: the appeal ruling ({appeal.status} by {appeal.ruled_by}) "
+                              f"is final")
     reason = Redactor(privacy).text(reason.strip()) or ""
     before_score, before_verdict = final_score(call.result, call.reviews)
     reviews = dict(call.reviews, **{rule: Review(decision, reason, reviewer)})
@@ -69,10 +76,11 @@ def review_finding(store: Store, call: StoredCall, rule: str, *, decision: str, 
     return score, verdict
 
 
-def review_labels(store: Store) -> dict:
-    """Reviewed findings as human labels for ``qa-audio backtest``: call → rule → expected status."""
+def review_labels(store: Store, *, scope: Scope | None = None) -> dict:
+    """Reviewed findings (of calls in ``scope``) as human labels for ``qa-audio backtest``:
+    call → rule → expected status."""
     labels: dict = {}
-    for row in store.current_rows():
+    for row in store.current_rows(scope):
         call = store.find_call(row["call_id"])
         if call.result is None:
             continue
@@ -83,7 +91,8 @@ def review_labels(store: Store) -> dict:
 
 
 # --------------------------------------------------------------------------- spot-check queue
-QUEUE_KINDS = (("fail", "Failing calls"), ("review", "Low-confidence hits (verdict review)"),
+QUEUE_KINDS = (("assigned", "Assigned to you"), ("fail", "Failing calls"),
+               ("review", "Low-confidence hits (verdict review)"),
                ("unscorable", "Unscorable: no speech, or no agent speech (check the recording)"),
                ("sample", "Calibration sample of passing calls"))
 
@@ -101,6 +110,7 @@ class SpotCheckQueue:
     items: dict                 # kind → list of call rows (store.queue_rows), unreviewed first
     progress: dict              # kind → (reviewed, total)
     sample_percent: float
+    appeals: tuple[Appeal, ...] = ()     # open appeals on calls in the user's scope, oldest first
 
     @property
     def next_call_pk(self) -> int | None:
@@ -111,15 +121,22 @@ class SpotCheckQueue:
         return None
 
 
-def spot_check_queue(store: Store, *, sample_percent: float, seed: str) -> SpotCheckQueue:
-    """Failing calls, calls the checker was unsure of, and a random sample of passing calls.
+def spot_check_queue(store: Store, *, sample_percent: float, seed: str, user: User | None = None) -> SpotCheckQueue:
+    """A supervisor's queue: the calls assigned to them, then failing calls, calls the checker was unsure
+    of, and a random sample of passing calls, of their teams; and the open appeals.
 
     Calls are grouped by the checker's own verdict, so a call stays in its group
-    after a supervisor overturns findings (and counts as reviewed).
+    after a supervisor overturns findings (and counts as reviewed). A call assigned to
+    another supervisor is in that supervisor's queue only.
     """
     items: dict = {kind: [] for kind, _ in QUEUE_KINDS}
-    for row in store.queue_rows():
+    scope = user.scope if user is not None else None
+    for row in store.queue_rows(scope):
         kind = row["verdict"]
+        if row.get("assigned_to") and user is not None:
+            if row["assigned_to"] != user.name:
+                continue
+            kind = "assigned"
         if kind == "pass":
             if not in_sample(row["audio_sha256"], percent=sample_percent, seed=seed):
                 continue
@@ -130,7 +147,7 @@ def spot_check_queue(store: Store, *, sample_percent: float, seed: str) -> SpotC
     for kind, rows in items.items():
         rows.sort(key=lambda r: (bool(r["reviewed_at"]), r["call_time"] or "", r["call_pk"]))
         progress[kind] = (sum(1 for r in rows if r["reviewed_at"]), len(rows))
-    return SpotCheckQueue(items, progress, sample_percent)
+    return SpotCheckQueue(items, progress, sample_percent, tuple(store.appeals(scope=scope, status="open")))
 
 
 def mark_checked(store: Store, call: StoredCall, *, reviewer: str) -> None:

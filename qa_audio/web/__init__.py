@@ -8,7 +8,13 @@ A Flask application with server-rendered pages over the results store:
   failed standard and transcript text, sorted and paged;
 * ``/calls/<n>``: audio player, timeline, transcript and findings side by side,
   with a confirm / overturn form per finding and the call's audit trail;
-* ``/calls/<n>/audio``: the recording, with HTTP range requests.
+* ``/calls/<n>/audio``: the recording, with HTTP range requests;
+* ``/appeals``: agents' appeals (申诉) and their rulings; ``/calibration``: calibration sessions;
+  ``/export``: the HR export; ``/admin/users``: accounts (admins).
+
+Roles (:mod:`qa_audio.results.access`): an admin sees everything and manages accounts; a supervisor
+sees and reviews their teams' calls; an agent sees only their own calls (anything else is 404, as if it
+did not exist), appeals findings on them, and gets 403 on every supervisors' route.
 
 Safety: every route but the login form needs a session; every form carries a
 CSRF token; a recording is found by the call's number in the store and checked
@@ -24,13 +30,13 @@ from pathlib import Path
 
 from qa_audio.config import Config
 from qa_audio.errors import StoreError
-from qa_audio.web import auth, pages
+from qa_audio.web import admin, appeals, auth, calibration, pages, views
 from qa_audio.web.state import ReviewState, close_store
 
 
 def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = None):
     """The review application over the store ``db`` (which must exist)."""
-    from flask import Flask
+    from flask import Flask, g
 
     app = Flask(__name__, static_folder=None, template_folder="templates")
     app.config.update(SECRET_KEY=secret_key or secrets.token_bytes(32), SESSION_COOKIE_HTTPONLY=True,
@@ -41,11 +47,15 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
     app.jinja_env.autoescape = True
     app.jinja_env.filters["num"] = lambda value: "–" if value is None else f"{value:g}"
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
+    app.context_processor(lambda: {"user": g.get("user")})
     app.extensions["qa_audio"] = ReviewState.open(db, config)
     app.teardown_appcontext(close_store)
     app.after_request(_headers)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(appeals.bp)
+    app.register_blueprint(calibration.bp)
+    app.register_blueprint(admin.bp)
     _error_pages(app)
     return app
 
@@ -65,15 +75,17 @@ def _error_pages(app) -> None:
 
     @app.errorhandler(400)
     @app.errorhandler(401)
+    @app.errorhandler(403)
     @app.errorhandler(404)
     @app.errorhandler(405)
+    @app.errorhandler(409)
     @app.errorhandler(413)
     def _error(exc):
         return render_template("error.html", code=exc.code, message=exc.description), exc.code
 
     @app.errorhandler(StoreError)
     def _store_error(exc):
-        return render_template("error.html", code=503, message=pages._cause(exc)), 503
+        return render_template("error.html", code=503, message=views.cause(exc)), 503
 
     @app.errorhandler(Exception)
     def _unexpected(exc):

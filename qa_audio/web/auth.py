@@ -37,6 +37,11 @@ def _guard():
     return None
 
 
+def home_url(user) -> str:
+    """Where a user starts: a supervisor's spot-check queue, an agent's own calls."""
+    return url_for("review.calls") if user is not None and not user.reviews else url_for("review.queue")
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     error = None
@@ -56,13 +61,13 @@ def login():
             session["sid"] = store().create_session(name, hours=state().config.review.session_hours)
             csrf_token()
             store().log_action(actor=name, action="login")
-            return redirect(url_for("review.queue"))
+            return redirect(home_url(store().account(name)))
     return render_template("login.html", error=error), (401 if error else 200)
 
 
 @bp.post("/logout")
 def logout():
     store().revoke_session(session.get("sid"))
-    store().log_action(actor=g.user, action="logout")
+    store().log_action(actor=g.user.name, action="logout")
     session.clear()
     return redirect(url_for("auth.login"))

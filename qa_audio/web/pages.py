@@ -10,7 +10,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    g,
     redirect,
     render_template,
     request,
@@ -28,27 +27,41 @@ from qa_audio.results.review import (
     review_finding,
     review_labels,
 )
-from qa_audio.results.show import call_duration_s, fmt_clock, timeline_spans
+from qa_audio.results.show import fmt_clock
 from qa_audio.results.store import CALL_SORTS
+from qa_audio.web.appeals import appeals_view, assignees
 from qa_audio.web.audio_files import AudioUnavailable
-from qa_audio.web.state import MAX_ID, call_or_404, current_queue, state, store
+from qa_audio.web.auth import home_url
+from qa_audio.web.calibration import blind_session
+from qa_audio.web.state import MAX_ID, call_or_404, current_queue, reviewers_only, state, store, user
+from qa_audio.web.views import cause, timeline
 
 FILTERS = ("agent", "team", "date_from", "date_to", "score_min", "score_max", "verdict", "rule", "text")
 VERDICTS = ("pass", "review", "fail", "unscorable")
 MAX_PAGE = 10 ** 6
-TIMELINE_ROWS = (("ring", "Ringing"), ("agent", "Agent speech"), ("customer", "Customer speech"),
-                 ("mixed", "Speech (mono)"), ("hold", "Hold"), ("overtalk", "Overtalk"), ("dead_air", "Dead air"))
 
 bp = Blueprint("review", __name__)
 
 
 @bp.get("/")
 def index():
-    return redirect(url_for("review.queue"))
+    return redirect(home_url(user()))
 
 @bp.get("/queue")
 def queue():
-    return render_template("queue.html", queue=current_queue(), kinds=QUEUE_KINDS, user=g.user)
+    reviewers_only()
+    shown = current_queue()
+    for rows in shown.items.values():
+        _hide_blind(rows)
+    return render_template("queue.html", queue=shown, kinds=QUEUE_KINDS)
+
+
+def _hide_blind(rows: list[dict]) -> None:
+    """No score on a call this user is still to judge blind in a calibration session."""
+    blind = store().pending_calibration_calls(user().name)
+    for row in rows:
+        if row["call_pk"] in blind:
+            row.update(shown_score=None, shown_verdict="blind", score=None, failed_rules="", reviewed_at=None)
 
 @bp.get("/calls")
 def calls():
@@ -65,13 +78,14 @@ def calls():
             date_to=filters.get("date_to"), score_min=_float(filters.get("score_min")),
             score_max=_float(filters.get("score_max")), verdict=filters.get("verdict"),
             failed_rule=filters.get("rule"), text=filters.get("text"), sort=sort, descending=descending,
-            offset=(page - 1) * size, limit=size, shown=state().redactor.text)
+            offset=(page - 1) * size, limit=size, shown=state().redactor.text, scope=user().scope)
     except StoreError:
         abort(400)
     pages = max(1, (total + size - 1) // size)
+    _hide_blind(rows)
     return render_template("calls.html", rows=rows, total=total, page=page, pages=pages, sort=sort,
-                           order="desc" if descending else "asc", filters=filters, facets=store().facets(),
-                           verdicts=VERDICTS, user=g.user)
+                           order="desc" if descending else "asc", filters=filters,
+                           facets=store().facets(user().scope), verdicts=VERDICTS)
 
 @bp.post("/calls/filter")
 def set_filter():
@@ -95,6 +109,9 @@ def call_page(pk: int):
     call = call_or_404(pk)
     if call.result is None:
         abort(404)
+    blind = blind_session(pk)
+    if blind is not None:            # judged blind first: no final score, no one else's decisions
+        return redirect(url_for("calibration.judge", sid=blind, pk=pk))
     result = call.result
     score, verdict = final_score(result, call.reviews)
     order = {"fail": 0, "pass": 1, "n/a": 2}
@@ -105,23 +122,23 @@ def call_page(pk: int):
                 for f in sorted(result.decided(call.reviews), key=lambda f: order.get(f.status, 3))]
     transcript = [replace(u, text=shown(u.text) or "") for u in result.transcript]
     audit = [_audit_row(a) for a in store().audit_trail(call_pk=pk)]
-    next_pk = current_queue().next_call_pk
+    next_pk = current_queue().next_call_pk if user().reviews else None
     return render_template("call.html", call=call, result=result, meta=call.metadata, score=score,
                            verdict=verdict, findings=findings, transcript=transcript, audit=audit,
-                           timeline=timeline(call), user=g.user, next_pk=next_pk if next_pk != pk else None,
-                           fmt=fmt_clock)
+                           timeline=timeline(call), next_pk=next_pk if next_pk != pk else None,
+                           fmt=fmt_clock, appeals=appeals_view(call), assignees=assignees(call))
 
 @bp.get("/calls/<int:pk>/audio")
 def audio(pk: int):
     if not 0 < pk <= MAX_ID:
         abort(404)
     source = store().audio_source(pk)
-    if source is None:
+    if source is None or not user().scope.allows(source):
         abort(404)
     try:
         path, mime = state().audio_files.resolve(source)
     except (AudioUnavailable, QAError, OSError) as exc:
-        return Response(f"recording of call {pk} unavailable: {_cause(exc)}\n", status=410,
+        return Response(f"recording of call {pk} unavailable: {cause(exc)}\n", status=410,
                         mimetype="text/plain")
     resp = send_file(path.absolute(), mimetype=mime, conditional=True, etag=source["audio_sha256"][:32],
                      max_age=0, download_name=f"call-{pk}{path.suffix}")
@@ -130,45 +147,43 @@ def audio(pk: int):
 
 @bp.post("/calls/<int:pk>/review")
 def review(pk: int):
+    reviewers_only()
     call = call_or_404(pk)
+    if blind_session(pk) is not None:
+        abort(409, "hand in your calibration decisions on this call first")
     try:
         review_finding(store(), call, request.form.get("rule", ""), decision=request.form.get("decision", ""),
-                       reason=request.form.get("reason", ""), reviewer=g.user, privacy=state().config.privacy)
+                       reason=request.form.get("reason", ""), reviewer=user().name, privacy=state().config.privacy)
     except ReviewError as exc:
-        flash(_cause(exc))                     # in the session, never in the URL
+        flash(cause(exc))                     # in the session, never in the URL
         return redirect(url_for("review.call_page", pk=pk) + "#findings")
     return redirect(url_for("review.call_page", pk=pk) + f"#finding-{request.form.get('rule', '')}")
 
 @bp.post("/calls/<int:pk>/checked")
 def checked(pk: int):
+    reviewers_only()
     call = call_or_404(pk)
     try:
-        mark_checked(store(), call, reviewer=g.user)
+        mark_checked(store(), call, reviewer=user().name)
     except ReviewError as exc:
-        flash(_cause(exc))
+        flash(cause(exc))
         return redirect(url_for("review.call_page", pk=pk))
     nxt = current_queue().next_call_pk
     return redirect(url_for("review.call_page", pk=nxt) if nxt else url_for("review.queue"))
 
 @bp.get("/labels.json")
 def labels():
-    resp = current_app.response_class(_json(review_labels(store())), mimetype="application/json")
+    reviewers_only()
+    labels = review_labels(store(), scope=user().scope)
+    pending = store().pending_calibration_calls(user().name)
+    blind = {c.call_id for session in store().calibration_sessions() for c in session.calls if c.call_pk in pending}
+    labels["calls"] = {k: v for k, v in labels["calls"].items() if k not in blind}   # others' decisions, unseen
+    resp = current_app.response_class(_json(labels), mimetype="application/json")
     resp.headers["Content-Disposition"] = "attachment; filename=labels.json"
     return resp
 
 
 # ------------------------------------------------------------------------ helpers
-def timeline(call) -> dict:
-    """Rows of (start_s, end_s) spans for the call page's timeline, from the stored acoustics and timing."""
-    duration = call_duration_s(call)
-    rows = timeline_spans(call, min_overtalk_s=0.3)
-    shown = [(key, label, [(float(a), float(b)) for a, b in rows[key]]) for key, label in TIMELINE_ROWS
-             if key in rows and (rows[key] or key in ("agent", "customer", "ring", "hold"))]
-    ticks_every = next(s for s in (5, 10, 15, 30, 60, 120, 300, 600, 1e9) if duration / s <= 12)
-    ticks = [i * ticks_every for i in range(int(duration // ticks_every) + 1)]
-    return {"duration_s": duration, "rows": shown, "ticks": ticks}
-
-
 def _audit_row(a: dict) -> dict:
     import json
 
@@ -206,9 +221,3 @@ def _is_date(value: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-def _cause(exc: Exception) -> str:
-    """An error message without the file path or call id it starts with (shown in a page)."""
-    text = str(exc)
-    return text.split(": ", 1)[1] if ": " in text else text

@@ -10,6 +10,7 @@ from pathlib import Path
 from flask import abort, current_app, g
 
 from qa_audio.config import Config
+from qa_audio.results.access import User
 from qa_audio.results.privacy import Redactor
 from qa_audio.results.review import spot_check_queue
 from qa_audio.results.store import Store, StoredCall, open_store
@@ -78,15 +79,34 @@ def close_store(_exc: BaseException | None = None) -> None:
         st.close()
 
 
+def user() -> User:
+    """This request's logged-in user (the login guard sets it before any route runs)."""
+    return g.user
+
+
 def current_queue():
     review = state().config.review
-    return spot_check_queue(store(), sample_percent=review.sample_passing_percent, seed=review.sample_seed)
+    return spot_check_queue(store(), sample_percent=review.sample_passing_percent, seed=review.sample_seed,
+                            user=user())
 
 
 def call_or_404(pk: int) -> StoredCall:
+    """The call numbered ``pk`` if this user may see it; otherwise 404, as for a call that does not exist
+    (an agent cannot tell another agent's call from no call)."""
     if not 0 < pk <= MAX_ID:
         abort(404)
     call = store().call_by_pk(pk)
-    if call is None:
+    if call is None or not user().scope.allows(call.metadata):
         abort(404)
     return call
+
+
+def reviewers_only() -> None:
+    """Supervisors' and admins' routes: an agent gets 403."""
+    if not user().reviews:
+        abort(403, "supervisors only: agents see and appeal their own calls")
+
+
+def admins_only() -> None:
+    if not user().is_admin:
+        abort(403, "admins only")

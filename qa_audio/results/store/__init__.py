@@ -1,7 +1,7 @@
 """The results store: SQLite behind one facade, with numbered migrations.
 
-Its parts, by concern: runs, calls (analyses, results), reviews (and the audit trail), users
-(and sessions), search.
+Its parts, by concern: runs, calls (analyses, results), reviews (the audit trail, assignment), users
+(roles, scope, sessions), search, appeals, calibration sessions.
 
 Everything the batch computes lands here: calls (content hash, path, metadata),
 analyses (acoustics and transcript, reusable under a new rulebook), results with
@@ -18,7 +18,9 @@ import sqlite3
 from pathlib import Path
 
 from qa_audio.errors import StoreError
+from qa_audio.results.store.appeals import AppealsPart
 from qa_audio.results.store.base import CALL_SORTS, StoredCall
+from qa_audio.results.store.calibration import CalibrationPart
 from qa_audio.results.store.calls import CallsPart
 from qa_audio.results.store.reviews import ReviewsPart
 from qa_audio.results.store.runs import RunsPart
@@ -36,7 +38,7 @@ from qa_audio.results.store.users import UsersPart
 __all__ = ["CALL_SORTS", "MIGRATIONS", "READABLE_FROM", "Store", "StoredCall", "damaged", "open_store"]
 
 
-class Store(RunsPart, CallsPart, ReviewsPart, UsersPart, SearchPart):
+class Store(RunsPart, CallsPart, ReviewsPart, UsersPart, SearchPart, AppealsPart, CalibrationPart):
     """One SQLite results database. Open with :func:`open_store`."""
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from qa_audio.config import METADATA_FIELDS
 from qa_audio.errors import StoreError
+from qa_audio.results.access import Scope
 from qa_audio.results.records import Review, StoredResult
 
 if TYPE_CHECKING:       # imported only when an analysis is read (jieba, pypinyin)
@@ -30,7 +31,7 @@ FINALLY_FAILING = ("FROM findings f LEFT JOIN reviews v ON v.result_id = f.resul
 # what a list of calls shows: metadata, the checker's and the final score and verdict, when it was reviewed
 LIST_COLUMNS = ("c.id AS call_pk, c.call_id, c.audio_sha256, c.agent_id, c.agent_name, c.team, c.call_time,"
                 f" c.duration_s, r.id AS result_id, r.score, r.verdict, {FINAL_SCORE} AS shown_score,"
-                f" {FINAL_VERDICT} AS shown_verdict, r.reviewed_at")
+                f" {FINAL_VERDICT} AS shown_verdict, r.reviewed_at, c.assigned_to")
 
 
 CALL_SORTS = {"time": "c.call_time", "score": FINAL_SCORE, "agent": "c.agent_id", "duration": "c.duration_s",
@@ -56,6 +57,8 @@ class StoredCall:
     reviews: dict[str, Review] = field(default_factory=dict)      # rule → the supervisor's decision
     final_score: float | None = None                     # after supervisor review (None: not reviewed)
     final_verdict: str | None = None
+    scored_at: str | None = None                         # when the current result was stored (the appeal window)
+    assigned_to: str | None = None                       # the supervisor its review is assigned to
 
 
 def _absolute(path: str) -> str:
@@ -97,6 +100,18 @@ class _Transaction:
         return False
 
 
+def scope_sql(scope: Scope | None, alias: str = "c") -> tuple[str, list]:
+    """A WHERE condition (and its arguments) keeping the calls ``alias`` that ``scope`` covers."""
+    if scope is None or scope.everything:
+        return "1 = 1", []
+    if scope.nothing:
+        return "0 = 1", []
+    if scope.agent_id is not None:
+        return f"{alias}.agent_id = ?", [scope.agent_id]
+    teams = list(scope.teams or ())
+    return f"{alias}.team IN ({', '.join('?' * len(teams))})", teams
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -112,6 +127,7 @@ class StoreBase:
         self.conn = conn
         columns = {r[1] for r in conn.execute("PRAGMA table_info(calls)")}
         self._client = "c.client" if "client" in columns else "NULL AS client"   # a store read before migration 4
+        self._tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from qa_audio.config import METADATA_FIELDS
 from qa_audio.errors import StoreError
+from qa_audio.results.access import Scope
 from qa_audio.results.records import Review, StoredResult
-from qa_audio.results.store.base import StoredCall, _absolute, _metadata_of, _now
+from qa_audio.results.store.base import StoredCall, _absolute, _metadata_of, _now, scope_sql
 from qa_audio.results.store.reviews import ReviewsPart
 
 if TYPE_CHECKING:
@@ -92,7 +93,9 @@ class CallsPart(ReviewsPart):
             reviews = self.reviews_for(res["id"])
         return StoredCall(row["id"], row["call_id"], row["audio_sha256"], row["path"], _metadata_of(row),
                           result, analysis, row["current_result_id"], reviews,
-                          res["final_score"] if res else None, res["final_verdict"] if res else None)
+                          res["final_score"] if res else None, res["final_verdict"] if res else None,
+                          res["created_at"] if res else None,
+                          row["assigned_to"] if "assigned_to" in row.keys() else None)
 
     def call_by_pk(self, call_pk: int) -> StoredCall | None:
         row = self.conn.execute("SELECT * FROM calls WHERE id = ?", (call_pk,)).fetchone()
@@ -100,19 +103,21 @@ class CallsPart(ReviewsPart):
 
     def audio_source(self, call_pk: int) -> dict | None:
         """Where a stored call's recording is: path, content hash, size and codec (None: no such call)."""
-        row = self.conn.execute("SELECT path, audio_sha256, size_bytes, codec FROM calls WHERE id = ?",
+        row = self.conn.execute("SELECT path, audio_sha256, size_bytes, codec, agent_id, team FROM calls WHERE id = ?",
                                 (call_pk,)).fetchone()
         return dict(row) if row else None
 
     # ------------------------------------------------------------------ reporting
-    def current_rows(self) -> list[dict]:
-        """One row per call with a current result: metadata, score, final score, failed rules, reviewed."""
+    def current_rows(self, scope: Scope | None = None) -> list[dict]:
+        """One row per call with a current result in ``scope``: metadata, score, final score, reviewed."""
+        in_scope, args = scope_sql(scope)
         rows = self.conn.execute(
             "SELECT c.id AS call_pk, c.call_id, c.agent_id, c.agent_name, c.team, c.call_time, c.direction,"
             f" {self._client},"
             " c.duration_s, r.id AS result_id, r.rulebook, r.rulebook_name, r.model, r.score, r.verdict,"
             " r.final_score, r.final_verdict, r.reviewed_at, r.result_json"
-            " FROM calls c JOIN results r ON r.id = c.current_result_id ORDER BY c.call_time, c.call_id"
+            f" FROM calls c JOIN results r ON r.id = c.current_result_id WHERE {in_scope}"
+            " ORDER BY c.call_time, c.call_id", args
         ).fetchall()
         return [dict(r) for r in rows]
 
@@ -121,6 +126,11 @@ class CallsPart(ReviewsPart):
             "SELECT r.result_json FROM calls c JOIN results r ON r.id = c.current_result_id WHERE c.audio_sha256 = ?",
             (sha256,),
         ).fetchone()
+        return self._result(row) if row else None
+
+    def result_by_id(self, result_id: int) -> StoredResult | None:
+        """A stored result by its number, current or not (a calibration session keeps the one it was made on)."""
+        row = self.conn.execute("SELECT result_json FROM results WHERE id = ?", (result_id,)).fetchone()
         return self._result(row) if row else None
 
     def _result(self, row: sqlite3.Row) -> StoredResult:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from qa_audio.results.access import Scope
 from qa_audio.results.records import Review
-from qa_audio.results.store.base import LIST_COLUMNS, StoreBase, _now
+from qa_audio.results.store.base import LIST_COLUMNS, StoreBase, _now, scope_sql
 
 
 def _review(row: sqlite3.Row) -> Review:
@@ -63,19 +64,31 @@ class ReviewsPart(StoreBase):
         sql = "SELECT * FROM audit" + (" WHERE call_pk = ?" if call_pk is not None else "") + " ORDER BY id"
         return [dict(r) for r in self.conn.execute(sql, (call_pk,) if call_pk is not None else ())]
 
-    def log_action(self, *, actor: str, action: str, reason: str | None = None) -> None:
+    def log_action(self, *, actor: str, action: str, reason: str | None = None, call_pk: int | None = None) -> None:
         with self._tx() as cur:
-            cur.execute(
-                "INSERT INTO audit (at, actor, action, reason) VALUES (?, ?, ?, ?)", (_now(), actor, action, reason)
-            )
+            cur.execute("INSERT INTO audit (at, actor, action, reason, call_pk) VALUES (?, ?, ?, ?, ?)",
+                        (_now(), actor, action, reason, call_pk))
 
-    def queue_rows(self) -> list[dict]:
-        """Every call with a current result: what the spot-check queue is drawn from."""
+    def queue_rows(self, scope: Scope | None = None) -> list[dict]:
+        """Every call with a current result in ``scope``: what the spot-check queue is drawn from."""
+        in_scope, args = scope_sql(scope)
         rows = self.conn.execute(
             f"SELECT {LIST_COLUMNS} FROM calls c JOIN results r ON r.id = c.current_result_id"
-            " ORDER BY c.call_time, c.id"
+            f" WHERE {in_scope} ORDER BY c.call_time, c.id", args
         ).fetchall()
         return [dict(r) for r in rows]
+
+    def assign(self, *, call_pk: int, to: str | None, by: str) -> None:
+        """Give a call's review to a supervisor (None: back to the shared queue), with an audit line."""
+        now = _now()
+        with self._tx() as cur:
+            before = cur.execute("SELECT assigned_to FROM calls WHERE id = ?", (call_pk,)).fetchone()
+            cur.execute("UPDATE calls SET assigned_to = ?, assigned_at = ? WHERE id = ?",
+                        (to, now if to else None, call_pk))
+            cur.execute("INSERT INTO audit (at, actor, action, call_pk, before_json, after_json)"
+                        " VALUES (?, ?, 'assign', ?, ?, ?)",
+                        (now, by, call_pk, json.dumps({"assigned_to": before[0] if before else None}),
+                         json.dumps({"assigned_to": to})))
 
     def mark_checked(self, *, call_pk: int, result_id: int, reviewer: str, score: float | None, verdict: str) -> None:
         """A supervisor listened to the call and left its findings as they are."""

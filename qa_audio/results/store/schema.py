@@ -149,6 +149,56 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE analyses ADD COLUMN checks_json TEXT;
     """,
+    # 6: roles and scope, review assignment, agents' appeals, calibration sessions (#16)
+    """
+    ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'supervisor';
+    ALTER TABLE users ADD COLUMN teams_json TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE users ADD COLUMN agent_id TEXT;
+    ALTER TABLE calls ADD COLUMN assigned_to TEXT;
+    ALTER TABLE calls ADD COLUMN assigned_at TEXT;
+    CREATE INDEX calls_team ON calls(team);
+    CREATE TABLE appeals (
+        id INTEGER PRIMARY KEY,
+        call_pk INTEGER NOT NULL REFERENCES calls(id),
+        result_id INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+        rule TEXT NOT NULL,
+        agent TEXT NOT NULL,                   -- the account that appealed
+        reason TEXT NOT NULL,
+        filed_at TEXT NOT NULL,
+        disputed_by TEXT,                      -- who made the decision appealed against (NULL: the checker)
+        status TEXT NOT NULL,                  -- open, upheld, overturned
+        ruled_by TEXT, ruling_reason TEXT, ruled_at TEXT,
+        score_before REAL, score_after REAL,
+        UNIQUE (result_id, rule)
+    );
+    CREATE INDEX appeals_status ON appeals(status);
+    CREATE TABLE calibration_sessions (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE calibration_members (
+        session_id INTEGER NOT NULL REFERENCES calibration_sessions(id) ON DELETE CASCADE,
+        reviewer TEXT NOT NULL,
+        PRIMARY KEY (session_id, reviewer)
+    );
+    CREATE TABLE calibration_calls (
+        session_id INTEGER NOT NULL REFERENCES calibration_sessions(id) ON DELETE CASCADE,
+        call_pk INTEGER NOT NULL REFERENCES calls(id),
+        result_id INTEGER NOT NULL REFERENCES results(id),
+        PRIMARY KEY (session_id, call_pk)
+    );
+    CREATE TABLE calibration_labels (
+        session_id INTEGER NOT NULL REFERENCES calibration_sessions(id) ON DELETE CASCADE,
+        call_pk INTEGER NOT NULL,
+        reviewer TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        label TEXT NOT NULL,                   -- pass or fail: the reviewer's own judgement
+        submitted_at TEXT NOT NULL,
+        PRIMARY KEY (session_id, call_pk, reviewer, rule)
+    );
+    """,
 )
 
 

@@ -5,7 +5,16 @@ import json
 from collections.abc import Callable
 
 from qa_audio.errors import StoreError
-from qa_audio.results.store.base import CALL_SORTS, FINAL_SCORE, FINAL_VERDICT, FINALLY_FAILING, LIST_COLUMNS, StoreBase
+from qa_audio.results.access import Scope
+from qa_audio.results.store.base import (
+    CALL_SORTS,
+    FINAL_SCORE,
+    FINAL_VERDICT,
+    FINALLY_FAILING,
+    LIST_COLUMNS,
+    StoreBase,
+    scope_sql,
+)
 
 
 class SearchPart(StoreBase):
@@ -15,7 +24,8 @@ class SearchPart(StoreBase):
                      date_to: str | None = None, score_min: float | None = None, score_max: float | None = None,
                      verdict: str | None = None, failed_rule: str | None = None, text: str | None = None,
                      sort: str = "time", descending: bool = True, offset: int = 0,
-                     limit: int = 50, shown: Callable[[str], str | None] | None = None) -> tuple[list[dict], int]:
+                     limit: int = 50, shown: Callable[[str], str | None] | None = None,
+                     scope: Scope | None = None) -> tuple[list[dict], int]:
         """Calls with a current result matching every filter given, one page of them, and how many match.
 
         Scores and verdicts are the final ones (after supervisor review); ``failed_rule``
@@ -25,7 +35,8 @@ class SearchPart(StoreBase):
         """
         if sort not in CALL_SORTS:
             raise StoreError(f"{self.path}: unknown sort {sort!r} (known: {', '.join(CALL_SORTS)})")
-        where, args = ["1 = 1"], []
+        in_scope, scope_args = scope_sql(scope)
+        where, args = [in_scope], list(scope_args)
         for condition, value in (("c.agent_id = ?", agent), ("c.team = ?", team), ("c.call_time >= ?", date_from),
                                  ("c.call_time < date(?, '+1 day')", date_to), (f"{FINAL_SCORE} >= ?", score_min),
                                  (f"{FINAL_SCORE} <= ?", score_max), (f"{FINAL_VERDICT} = ?", verdict)):
@@ -43,8 +54,8 @@ class SearchPart(StoreBase):
             if shown is not None:
                 hits = self.conn.execute(
                     "SELECT DISTINCT c.id, s.text FROM calls c JOIN results r ON r.id = c.current_result_id"
-                    " JOIN segments s ON s.analysis_id = r.analysis_id WHERE s.text LIKE ? ESCAPE '\\'",
-                    (f"%{escaped}%",)).fetchall()
+                    f" JOIN segments s ON s.analysis_id = r.analysis_id WHERE s.text LIKE ? ESCAPE '\\' AND {in_scope}",
+                    (f"%{escaped}%", *scope_args)).fetchall()
                 visible = sorted({pk for pk, said in hits if text in (shown(said) or "")})
                 where.append("c.id IN (SELECT value FROM json_each(?))")
                 args.append(json.dumps(visible))
@@ -56,11 +67,14 @@ class SearchPart(StoreBase):
             + base + f" ORDER BY {order} LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
         return [dict(r) for r in rows], total
 
-    def facets(self) -> dict:
-        """The values the call filters offer: agents (id, name), teams, rules."""
+    def facets(self, scope: Scope | None = None) -> dict:
+        """The values the call filters offer within ``scope``: agents (id, name), teams, rules."""
+        in_scope, args = scope_sql(scope)
         q = self.conn.execute
-        return {"agents": [tuple(r) for r in q("SELECT agent_id, MAX(agent_name) FROM calls WHERE agent_id IS NOT NULL"
-                                               " GROUP BY agent_id ORDER BY agent_id")],
-                "teams": [r[0] for r in q("SELECT DISTINCT team FROM calls WHERE team IS NOT NULL ORDER BY team")],
+        return {"agents": [tuple(r) for r in q("SELECT agent_id, MAX(agent_name) FROM calls c WHERE agent_id IS NOT"
+                                               f" NULL AND {in_scope} GROUP BY agent_id ORDER BY agent_id", args)],
+                "teams": [r[0] for r in q(f"SELECT DISTINCT team FROM calls c WHERE team IS NOT NULL AND {in_scope}"
+                                          " ORDER BY team", args)],
                 "rules": [r[0] for r in q("SELECT DISTINCT f.rule FROM findings f JOIN calls c"
-                                          " ON c.current_result_id = f.result_id ORDER BY f.rule")]}
+                                          f" ON c.current_result_id = f.result_id WHERE {in_scope} ORDER BY f.rule",
+                                          args)]}

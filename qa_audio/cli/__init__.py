@@ -12,6 +12,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from qa_audio.cli import people
 from qa_audio.config import METADATA_FIELDS
 from qa_audio.errors import ConfigError, QAError
 from qa_audio.results.records import StoredResult
@@ -175,27 +176,6 @@ def cmd_backtest(args) -> int:
     return EXIT_OK
 
 
-def cmd_users_add(args) -> int:
-    import getpass
-
-    from qa_audio.results.review import hash_password
-    from qa_audio.results.store import open_store
-
-    password = os.environ.get("QA_AUDIO_PASSWORD")
-    if password is None:
-        if not sys.stdin.isatty():
-            password = sys.stdin.readline().rstrip("\n")
-        else:
-            password = getpass.getpass(f"password for {args.name}: ")
-            if getpass.getpass("again: ") != password:
-                raise QAError("the passwords do not match")
-    with open_store(args.db) as store:
-        store.add_user(args.name, hash_password(password))
-        store.log_action(actor="cli", action="user:add", reason=args.name)
-    print(f"user {args.name} can now log in to qa-audio serve")
-    return EXIT_OK
-
-
 def cmd_serve(args) -> int:
     from qa_audio.config import load_config
     from qa_audio.web import serve
@@ -323,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     _scoring_commands(sub)
     _results_commands(sub)
     _admin_commands(sub)
+    people.add_commands(sub)
     return parser
 
 
@@ -410,16 +391,7 @@ def _results_commands(sub) -> None:
 
 
 def _admin_commands(sub) -> None:
-    """users, serve, redact-audio, doctor, rules."""
-    users = sub.add_parser("users", help="supervisors who may log in to the review page")
-    usub = users.add_subparsers(dest="users_command", required=True)
-    p = usub.add_parser(
-        "add", help="add a user or reset a password (read from the terminal, stdin or $QA_AUDIO_PASSWORD)"
-    )
-    p.add_argument("name")
-    p.add_argument("--db", required=True)
-    p.set_defaults(func=cmd_users_add)
-
+    """serve, redact-audio, doctor, rules."""
     p = sub.add_parser("serve", help="the supervisors' review page: queue, calls, audio, timeline, confirm/overturn")
     p.add_argument("--db", required=True, help="SQLite results store written by qa-audio batch")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
