@@ -32,6 +32,51 @@ def test_a_short_cut_in_with_words_is_an_interruption_whatever_the_overlap():
     assert [round(i.at_s, 2) for i in found] == [13.6]
 
 
+def test_a_cut_in_that_line_noise_breaks_into_bursts_is_one_by_its_words():
+    # at 8 dB SNR the frame gate keeps only bursts of the agent's sentence; Whisper heard it whole
+    customer = [Span(15.8, 21.7)]
+    agent = [Span(20.07, 20.85), Span(21.39, 21.6), Span(21.93, 22.65)]
+    words = [Word(20.07, 20.35, "打断", 0.95), Word(20.35, 20.81, "一下", 0.9), Word(21.27, 21.45, "您", 0.99),
+             Word(21.45, 21.61, "的", 1.0),
+             Word(21.61, 21.99, "卡号", 0.9), Word(21.99, 22.65, "是多少", 0.99)]
+    said = [Word(15.8, 21.6, "我上个月的账单为什么多扣了五十元", 0.9)]
+    found = find_interruptions(agent, customer, by="agent", settings=SETTINGS, words=words, acknowledgements=ACKS,
+                               other_words=said)
+    assert [round(i.at_s, 2) for i in found] == [20.07]
+    # the same burst with nothing said after it stays a backchannel the customer talked through
+    alone = [Word(20.07, 20.85, "能忍", 0.9)]
+    assert find_interruptions(agent[:1], customer, by="agent", settings=SETTINGS, words=alone, acknowledgements=ACKS,
+                              other_words=said) == []
+
+
+def test_a_cut_in_starts_where_its_words_do_when_noise_hides_its_first_syllables():
+    customer = [Span(13.6, 19.2)]
+    agent = [Span(19.02, 21.0)]                     # the frames begin 0.7 s late; the words do not
+    words = [Word(18.34, 18.7, "这个", 0.82), Word(18.7, 19.04, "情况", 1.0), Word(19.04, 21.0, "我已经了解了", 0.9)]
+    said = [Word(13.6, 19.2, "我想查询一下我的还款日期", 0.9)]
+    found = find_interruptions(agent, customer, by="agent", settings=SETTINGS, words=words, acknowledgements=ACKS,
+                               other_words=said)
+    assert [round(i.at_s, 2) for i in found] == [18.34]
+    # doubtful words before the frames (background voices) or the customer's own words echoed do not move it
+    doubtful = [Word(18.34, 18.7, "这个", 0.2), Word(18.7, 19.04, "情况", 0.3), *words[2:]]
+    assert find_interruptions(agent, customer, by="agent", settings=SETTINGS, words=doubtful, acknowledgements=ACKS,
+                              other_words=said) == []
+    echoed = [Word(18.34, 19.0, "还款日期", 0.9), *words[2:]]
+    assert find_interruptions(agent, customer, by="agent", settings=SETTINGS, words=echoed, acknowledgements=ACKS,
+                              other_words=said) == []
+
+
+def test_cutting_into_background_voices_whisper_loops_on_is_no_interruption():
+    # babble at 10 dB on the customer's leg: bursts of frames and one phrase written over and over
+    customer = [Span(8.0 + 0.5 * k, 8.15 + 0.5 * k) for k in range(18)]
+    phrase = "向茶匹印象我的概软还款"
+    said = [Word(8.3 + 0.2 * k, 8.5 + 0.2 * k, phrase[k % len(phrase)], 0.99) for k in range(45)]
+    agent = [Span(12.75, 16.7)]
+    words = [Word(12.75, 16.7, "您好中联融资客服中心", 0.9)]
+    assert find_interruptions(agent, customer, by="agent", settings=SETTINGS, words=words, acknowledgements=ACKS,
+                              other_words=said) == []
+
+
 def test_a_backchannel_right_before_the_next_turn_is_not_an_interruption():
     customer = [Span(10.0, 14.0)]
     agent = [Span(13.7, 14.1), Span(14.5, 18.0)]     # 嗯 in the customer's last half second, then the reply

@@ -144,6 +144,28 @@ def _goes_on_in_words(
     return not is_acknowledgement("".join(w.text for w in around), acknowledgements)
 
 
+LOOP_MIN_CHARS = 5            # Whisper looping over background voices: this much text after an onset ...
+LOOP_BEFORE_S = 6.0           # ... written already in the seconds before it
+VOICES_WINDOW_S = 1.5         # the other party's words this long after an onset ...
+
+
+def _background_voices(words: list[TimedText], backed: list[TimedText], onset_s: float) -> bool:
+    """Whether the other party's words going on after ``onset_s`` are Whisper's reading of background
+    voices (babble in the room), not the party speaking: text it loops on (the same phrase written again
+    and again: 向茶匹印象我的概软还款 three times over babble at 10 dB) that the party's own speech frames
+    mostly do not back (a phrase Whisper writes twice over real speech, at a window's edge, is backed)."""
+    after = [w for w in words if onset_s - 0.05 <= w.start_s < onset_s + VOICES_WINDOW_S]
+    if not after:
+        return False
+    text = "".join(ch for w in after for ch in w.text if ch.isalnum())
+    before = "".join(ch for w in words if onset_s - LOOP_BEFORE_S <= w.start_s < onset_s - 0.05
+                     for ch in w.text if ch.isalnum())
+    if len(text) < LOOP_MIN_CHARS or text[:LOOP_MIN_CHARS] not in before:
+        return False
+    ids = {id(w) for w in backed}
+    return sum(id(w) in ids for w in after) < 0.5 * len(after)
+
+
 def _syllables(text: str) -> list[str]:
     return [fuzzy_syllable(x) for x in lazy_pinyin("".join(ch for ch in text if ch.isalnum()), style=Style.NORMAL)]
 
@@ -226,12 +248,13 @@ def find_interruptions(
                             acknowledgements=acknowledgements, inventions=inventions):
             continue
         previous, spoke_until = spoke_until, utt.end_s
-        if previous > utt.start_s - 1.0:  # the speaker goes on with their own turn
+        onset = _word_onset(utt, mine[i - 1].end_s if i else 0.0, mine_all, them, settings=settings)
+        if previous > onset - 1.0:  # the speaker goes on with their own turn
             continue
-        k = _turn_cut_into(utt.start_s, them, settings=settings, ignore=acknowledgements | inventions)
+        k = _turn_cut_into(onset, them, settings=settings, ignore=acknowledgements | inventions)
         if k is None or k in taken:
             continue
-        found.append(Interruption(utt.start_s, by, min(them.turns[k].end_s, utt.end_s) - utt.start_s))
+        found.append(Interruption(onset, by, min(them.turns[k].end_s, utt.end_s) - onset))
         taken.add(k)
     return found
 
@@ -265,6 +288,7 @@ def _substantive(
     if (
         utt.duration_s <= settings.backchannel_max_s
         and then - utt.end_s >= ISOLATED_S
+        and not _words_run_on(utt, mine_all, inventions)
         and any(u.start_s < utt.start_s and u.end_s >= utt.end_s + TALK_THROUGH_S for u in them.utterances)
     ):
         return False
@@ -288,6 +312,55 @@ def _substantive(
     return utt.duration_s > settings.backchannel_max_s
 
 
+WORD_ONSET_MAX_S = 1.0        # an utterance's words may start this much before its speech frames do
+
+
+def _word_onset(utt: Span, previous_end_s: float, mine_all: list[TimedText], them: _Other, *,
+                settings: TimingSettings) -> float:
+    """When the speaker started: the start of the utterance's frames, or earlier where their words run
+    fluently into it (each next word less than ``utterance_gap_s`` after the last), every one a word
+    Whisper is fairly sure of (background voices give doubtful words) and not the other party's words
+    echoed. Line noise hides a sentence's first syllables from the frame-level gate, not from
+    Whisper (这个情况 at 18.3 s, the frames from 19.0 s)."""
+    lead = [w for w in mine_all if previous_end_s <= w.start_s < utt.start_s and w.end_s > utt.start_s - 1.0]
+    chain: list[TimedText] = []
+    reach_s = utt.start_s
+    for w in reversed(lead):
+        if w.end_s < reach_s - settings.utterance_gap_s or getattr(w, "probability", 1.0) < UNSURE_WORDS_P:
+            break
+        chain.insert(0, w)
+        reach_s = w.start_s
+    if not chain:
+        return utt.start_s
+    heard = "".join(w.text for w in them.all_words
+                    if w.end_s >= chain[0].start_s - ECHO_CONTEXT_S and w.start_s <= utt.start_s + ECHO_CONTEXT_S)
+    if is_echo_text("".join(w.text for w in chain), heard):     # the other party's echo, not the speaker
+        return utt.start_s
+    return max(chain[0].start_s, utt.start_s - WORD_ONSET_MAX_S)
+
+
+def _words_run_on(utt: Span, mine_all: list[TimedText], inventions: frozenset[str]) -> bool:
+    """The speaker's words go on fluently past a short utterance: from a word of it, each next word
+    starting less than ``ISOLATED_S`` after the last, for ``ISOLATED_S`` or more past its end, with
+    words Whisper is fairly sure of. In loud line noise the speech frames break a sentence into short
+    bursts (打断一下 | 您的…); its words, backed by frames or not, show it is one."""
+    start = next((i for i, w in enumerate(mine_all)
+                  if utt.start_s - 0.15 <= (w.start_s + w.end_s) / 2 <= utt.end_s + 0.15), None)
+    if start is None:
+        return False
+    end_s, run = mine_all[start].end_s, []
+    for w in mine_all[start + 1:]:
+        if w.start_s - end_s >= ISOLATED_S:
+            break
+        end_s = max(end_s, w.end_s)
+        if w.start_s >= utt.end_s - 0.05:
+            run.append(w)
+    run = [w for w in run if not is_acknowledgement(w.text, inventions)]
+    if not run or end_s < utt.end_s + ISOLATED_S:
+        return False
+    return sum(getattr(w, "probability", 1.0) for w in run) / len(run) >= UNSURE_WORDS_P
+
+
 def _turn_cut_into(onset: float, them: _Other, *, settings: TimingSettings, ignore: frozenset[str]) -> int | None:
     """The index of the other's turn that an utterance starting at ``onset`` cuts into, or None."""
     k = next((k for k, t in enumerate(them.turns) if t.start_s <= onset < t.end_s), None)
@@ -304,6 +377,8 @@ def _turn_cut_into(onset: float, them: _Other, *, settings: TimingSettings, igno
         for u in them.utterances
     )
     if not (spans_onset or starts_with):
+        return None
+    if _background_voices(them.all_words, them.words, onset):
         return None
     if them.words:
         going_on = _goes_on_in_words(them.words, onset, them.turns[k].end_s, ignore)
