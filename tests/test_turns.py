@@ -391,3 +391,16 @@ def test_a_bridged_region_is_cut_into_turns_where_the_other_party_replied():
     for others in ([ack], []):
         alone = split_at_replies([agent, *others], min_gap_s=0.3, acknowledgements=ACKS, normalizer=TextNormalizer())
         assert [u.text for u in alone if u.channel == "agent"] == [agent.text]
+
+
+def test_an_announced_silence_the_customer_talks_through_is_no_hold():
+    agent = [Span(5.0, 14.7), Span(28.0, 30.0)]             # 我先帮您查一下 at 14.7 s, then silent while ...
+    customer = [Span(15.6, 26.4)]                           # ... the customer explains for 11 s
+    talked = find_holds(agent=agent, music=[], hold_cues_s=[14.7], after_s=5.0, call_end_s=40.0,
+                        settings=SETTINGS, customer=customer, customer_said=[Span(15.6, 26.4)])
+    assert talked == []
+    # background voices make the customer's leg "speech" all through a real hold; their words say it is not
+    babble = [Span(14.9, 27.9)]
+    waited = find_holds(agent=agent, music=[], hold_cues_s=[14.7], after_s=5.0, call_end_s=40.0,
+                        settings=SETTINGS, customer=babble, customer_said=[Span(20.0, 20.4)])
+    assert [(h.start_s, h.end_s, h.kind) for h in waited] == [(14.7, 28.0, "silence")]

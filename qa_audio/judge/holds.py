@@ -22,6 +22,9 @@ CHECK_IN_CUSTOMER_MAX_S = 1.5   # ... and the customer no more than this (else i
 CHECK_IN_TURN_GAP_S = 2.0       # the agent's check-in is one turn: no pause this long inside it
 
 
+SILENT_HOLD_CUSTOMER_SHARE = 0.5   # an announced silence is a hold if the customer talks less of it than this
+
+
 @dataclass(frozen=True)
 class Hold:
     start_s: float
@@ -47,12 +50,15 @@ def find_holds(
     call_end_s: float,
     settings: TimingSettings,
     customer: list[Span] | None = None,
+    customer_said: list[Span] | None = None,
 ) -> list[Hold]:
     """Holds with music (split into waits by agent check-ins) and silent holds the agent announced.
 
     Music on hold of ``music_min_s`` or more (the detector's own minimum) is a hold whatever its
     length; an announced silence is one from ``hold_min_s``. Two stretches belong to one hold when
     the agent only checks in between them (see ``_check_in``); a conversation makes them two holds.
+    An announced silence the customer talks through (their words, where the transcript has them:
+    ``customer_said``; else their speech regions) is the conversation going on, not a hold.
     """
     holds: list[Hold] = []
     music = [m for m in merge(music) if m.end_s > after_s]
@@ -86,7 +92,10 @@ def find_holds(
             waits = tuple(w for w in gaps(agent, start_s=cue, end_s=h.end_s) if w.duration_s > 0.5)
             holds[joined] = Hold(cue, h.end_s, h.kind, waits or (Span(cue, h.end_s),))
             continue
-        if end - cue >= settings.hold_min_s:
+        # an announced silence the customer talks through is the conversation going on (我先帮您查一下,
+        # and the customer explains for 10 s), not a caller waiting
+        talked = covered_s(merge(customer_said if customer_said is not None else customer or []), Span(cue, end))
+        if end - cue >= settings.hold_min_s and talked <= SILENT_HOLD_CUSTOMER_SHARE * (end - cue):
             holds.append(Hold(cue, end, "silence", (Span(cue, end),)))
     return _join_check_ins(
         sorted(holds, key=lambda h: h.start_s), agent=agent, customer=customer or [], cues_s=list(hold_cues_s)

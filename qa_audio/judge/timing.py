@@ -81,7 +81,10 @@ def analyze_timing(*, duration_s: float, agent: list[Span] | None, customer: lis
     agent_like = list(agent or []) if stereo else list(mono or [])
     holds = [] if answer_s is None else find_holds(
         agent=agent_like, music=list(music), hold_cues_s=list(hold_cues_s), after_s=answer_s,
-        call_end_s=duration_s, settings=settings, customer=list(customer or []))
+        call_end_s=duration_s, settings=settings, customer=list(customer or []),
+        customer_said=None if not (words and stereo) else [
+            Span(w.start_s, max(w.end_s, w.start_s)) for w in words.get("customer", [])
+            if not is_acknowledgement(w.text, acknowledgements | inventions)])
 
     interruptions = None
     if stereo:
