@@ -289,6 +289,10 @@ def test_users_appeals_and_assignment_from_the_terminal(db):
     ruled = run_cli("appeals", "decide", "1", "overturn", "--reason", "录音确认", "--user", "zhou", "--db", str(db))
     assert ruled.returncode == 0 and "overturned by zhou; final score 100 pass" in ruled.stdout, ruled.stderr
     assert "no open appeals" in run_cli("appeals", "list", "--db", str(db)).stdout
+    shown = run_cli("show", "banned_phrase", "--db", str(db)).stdout
+    assert "appeal #1 BAN-1 by liqiang" in shown and "overturned by zhou: 录音确认" in shown
+    shown_json = json.loads(run_cli("show", "banned_phrase", "--json", "--db", str(db)).stdout)
+    assert shown_json["appeals"][0]["rule"] == "BAN-1"
     assert json.loads(run_cli("appeals", "list", "--status", "all", "--json", "--db", str(db)).stdout)[0][
         "status"] == "overturned"
 

@@ -87,10 +87,14 @@ def cmd_show(args) -> int:
             result = redactor.result(call.result.to_dict() if call.result else {})
             metadata = {k: redactor.identifier(v) if isinstance(v, str) else v for k, v in call.metadata.items()}
             reviews = {rule: review.to_dict() for rule, review in call.reviews.items()}
+            appeals = [a.to_dict() for a in store.appeals(result_id=call.result_id)] if call.result_id else []
             print(json.dumps(dict(result, metadata=metadata, reviews=reviews, final_score=call.final_score,
-                                  final_verdict=call.final_verdict), ensure_ascii=False, indent=1))
+                                  final_verdict=call.final_verdict, appeals=appeals), ensure_ascii=False, indent=1))
         else:
             print(render_call(call, mask=redactor.text, mask_id=redactor.identifier))
+            for a in store.appeals(result_id=call.result_id) if call.result_id else []:
+                ruled = f"; {a.status} by {a.ruled_by}: {a.ruling_reason}" if not a.open else "; open"
+                print(f"appeal #{a.id} {a.rule} by {a.agent} {a.filed_at[:16]}: {a.reason}{ruled}")
     return EXIT_OK
 
 
