@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from qa_audio.errors import QAError
+from qa_audio.results.records import APPEAL_STATUSES
 
 EXIT_OK = 0
 
@@ -31,7 +32,7 @@ def add_commands(sub) -> None:
     appeals = sub.add_parser("appeals", help="agents' appeals (申诉): list them, rule on one")
     asub = appeals.add_subparsers(dest="appeals_command", required=True)
     p = asub.add_parser("list", help="appeals with their state (open ones by default)")
-    p.add_argument("--status", choices=("open", "upheld", "overturned", "all"), default="open")
+    p.add_argument("--status", choices=(*APPEAL_STATUSES, "all"), default="open")
     p.add_argument("--json", action="store_true")
     p.add_argument("--db", required=True)
     p.set_defaults(func=cmd_appeals_list)

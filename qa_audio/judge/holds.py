@@ -80,6 +80,7 @@ def find_holds(
         end = max(after[0], offset) if after else min(call_end_s, max(offset, call_end_s))
         waits = tuple(w for w in gaps(agent, start_s=start, end_s=end) if w.duration_s > 0.5)
         holds.append(Hold(start, end, "music", waits or (Span(start, end),)))
+    talking = merge(customer_said if customer_said is not None else customer or [])
     for cue in sorted(hold_cues_s):
         if any(h.start_s - HOLD_REQUEST_REACH_S <= cue <= h.end_s for h in holds):
             continue
@@ -94,7 +95,7 @@ def find_holds(
             continue
         # an announced silence the customer talks through is the conversation going on (我先帮您查一下,
         # and the customer explains for 10 s), not a caller waiting
-        talked = covered_s(merge(customer_said if customer_said is not None else customer or []), Span(cue, end))
+        talked = covered_s(talking, Span(cue, end))
         if end - cue >= settings.hold_min_s and talked <= SILENT_HOLD_CUSTOMER_SHARE * (end - cue):
             holds.append(Hold(cue, end, "silence", (Span(cue, end),)))
     return _join_check_ins(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from qa_audio.config import ScoreSettings
@@ -241,7 +242,11 @@ class CalibrationSession:
     members: tuple[str, ...]
     calls: tuple[CalibrationCall, ...]
     labels: tuple[tuple[int, str, str, str], ...] = ()    # (call_pk, reviewer, rule, "pass" | "fail")
-    submitted: frozenset[tuple[int, str]] = frozenset()    # (call_pk, reviewer) pairs handed in
+
+    @cached_property
+    def submitted(self) -> frozenset[tuple[int, str]]:
+        """The (call_pk, reviewer) pairs handed in."""
+        return frozenset((pk, who) for pk, who, _, _ in self.labels)
 
     def has_submitted(self, reviewer: str, call_pk: int | None = None) -> bool:
         """Whether ``reviewer`` handed in this call (or, with no call, every call of the session)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from qa_audio.config import PrivacySettings
@@ -76,11 +76,13 @@ def review_finding(store: Store, call: StoredCall, rule: str, *, decision: str, 
     return score, verdict
 
 
-def review_labels(store: Store, *, scope: Scope | None = None) -> dict:
-    """Reviewed findings (of calls in ``scope``) as human labels for ``qa-audio backtest``:
-    call → rule → expected status."""
+def review_labels(store: Store, *, scope: Scope | None = None, leave_out: Collection[int] = ()) -> dict:
+    """Reviewed findings (of calls in ``scope``, but the calls numbered in ``leave_out``) as human labels
+    for ``qa-audio backtest``: call → rule → expected status."""
     labels: dict = {}
     for row in store.current_rows(scope):
+        if row["call_pk"] in leave_out:
+            continue
         call = store.find_call(row["call_id"])
         if call.result is None:
             continue

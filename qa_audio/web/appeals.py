@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from qa_audio.errors import QAError
 from qa_audio.results.appeals import appeal_deadline, appealable, decide_appeal, file_appeal
-from qa_audio.results.records import Appeal
+from qa_audio.results.records import APPEAL_STATUSES, Appeal
 from qa_audio.results.store import StoredCall
 from qa_audio.web.state import MAX_ID, call_or_404, reviewers_only, state, store, user
 from qa_audio.web.views import cause
@@ -99,7 +99,7 @@ def assign(pk: int):
 @bp.get("/appeals")
 def appeals():
     status = request.args.get("status", "")
-    if status not in ("", "open", "upheld", "overturned"):
+    if status not in ("", *APPEAL_STATUSES):
         status = ""
     shown = store().appeals(scope=user().scope, status=status or None)
     if user().is_agent:

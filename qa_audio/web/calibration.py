@@ -28,13 +28,7 @@ bp = Blueprint("calibration", __name__, url_prefix="/calibration")
 def blind_session(call_pk: int) -> int | None:
     """A session in which this user is to judge this call and has not handed it in (its scores stay hidden)."""
     me = user()
-    if not me.reviews or call_pk not in store().pending_calibration_calls(me.name):
-        return None
-    for s in store().calibration_sessions():
-        if me.name in s.members and any(c.call_pk == call_pk for c in s.calls) and not s.has_submitted(me.name,
-                                                                                                         call_pk):
-            return s.id
-    return None
+    return store().pending_calibration(me.name).get(call_pk) if me.reviews else None
 
 
 def _visible(s: CalibrationSession) -> bool:
@@ -42,8 +36,8 @@ def _visible(s: CalibrationSession) -> bool:
     if me.is_admin or me.name in s.members or me.name == s.created_by:
         return True
     for c in s.calls:
-        call = store().call_by_pk(c.call_pk)
-        if call is None or not me.scope.allows(call.metadata):
+        source = store().audio_source(c.call_pk)          # the call's agent and team, without its analysis
+        if source is None or not me.scope.allows(source):
             return False
     return True
 

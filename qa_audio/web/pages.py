@@ -51,14 +51,13 @@ def index():
 def queue():
     reviewers_only()
     shown = current_queue()
-    for rows in shown.items.values():
-        _hide_blind(rows)
+    _hide_blind([row for rows in shown.items.values() for row in rows])
     return render_template("queue.html", queue=shown, kinds=QUEUE_KINDS)
 
 
 def _hide_blind(rows: list[dict]) -> None:
     """No score on a call this user is still to judge blind in a calibration session."""
-    blind = store().pending_calibration_calls(user().name)
+    blind = store().pending_calibration(user().name)
     for row in rows:
         if row["call_pk"] in blind:
             row.update(shown_score=None, shown_verdict="blind", score=None, failed_rules="", reviewed_at=None)
@@ -174,10 +173,8 @@ def checked(pk: int):
 @bp.get("/labels.json")
 def labels():
     reviewers_only()
-    labels = review_labels(store(), scope=user().scope)
-    pending = store().pending_calibration_calls(user().name)
-    blind = {c.call_id for session in store().calibration_sessions() for c in session.calls if c.call_pk in pending}
-    labels["calls"] = {k: v for k, v in labels["calls"].items() if k not in blind}   # others' decisions, unseen
+    # a call this user is still to judge blind: others' decisions on it stay unseen
+    labels = review_labels(store(), scope=user().scope, leave_out=store().pending_calibration(user().name))
     resp = current_app.response_class(_json(labels), mimetype="application/json")
     resp.headers["Content-Disposition"] = "attachment; filename=labels.json"
     return resp

@@ -50,9 +50,8 @@ class CalibrationPart(StoreBase):
         labels = tuple((r[0], r[1], r[2], r[3]) for r in q(
             "SELECT call_pk, reviewer, rule, label FROM calibration_labels WHERE session_id = ?"
             " ORDER BY call_pk, reviewer, rule", (session_id,)))
-        submitted = frozenset((pk, who) for pk, who, _, _ in labels)
         return CalibrationSession(row["id"], row["name"], row["created_by"], row["created_at"], members, calls,
-                                  labels, submitted)
+                                  labels)
 
     def submit_calibration(self, *, session_id: int, call_pk: int, reviewer: str, labels: Mapping[str, str]) -> None:
         """One reviewer's judgement of one call (rule → pass/fail), handed in once and for good."""
@@ -68,12 +67,14 @@ class CalibrationPart(StoreBase):
             cur.execute("INSERT INTO audit (at, actor, action, call_pk, after_json) VALUES (?, ?, 'calibration:submit',"
                         " ?, ?)", (now, reviewer, call_pk, json.dumps({"session": session_id, "labels": dict(labels)})))
 
-    def pending_calibration_calls(self, reviewer: str) -> set[int]:
-        """Calls ``reviewer`` is to judge blind and has not handed in (their scores stay hidden from them)."""
+    def pending_calibration(self, reviewer: str) -> dict[int, int]:
+        """call_pk → session: the calls ``reviewer`` is to judge blind and has not handed in (their scores
+        stay hidden from them), each with the first session that holds it."""
         if "calibration_sessions" not in self._tables:
-            return set()
+            return {}
         rows = self.conn.execute(
-            "SELECT k.call_pk FROM calibration_calls k JOIN calibration_members m ON m.session_id = k.session_id"
-            " WHERE m.reviewer = ? AND NOT EXISTS (SELECT 1 FROM calibration_labels l WHERE l.session_id ="
-            " k.session_id AND l.call_pk = k.call_pk AND l.reviewer = m.reviewer)", (reviewer,))
-        return {r[0] for r in rows}
+            "SELECT k.call_pk, MIN(k.session_id) FROM calibration_calls k JOIN calibration_members m"
+            " ON m.session_id = k.session_id WHERE m.reviewer = ? AND NOT EXISTS (SELECT 1 FROM calibration_labels l"
+            " WHERE l.session_id = k.session_id AND l.call_pk = k.call_pk AND l.reviewer = m.reviewer)"
+            " GROUP BY k.call_pk", (reviewer,))
+        return {r[0]: r[1] for r in rows}
