@@ -18,10 +18,25 @@ def one_line(text: str) -> str:
 
 
 class QAError(Exception):
-    """Root of every error qa-audio raises on purpose; its message is always one printable line."""
+    """Root of every error qa-audio raises on purpose; its message is always one printable line.
+
+    An error a person sees on the review page is raised with :meth:`of`: its English message is a
+    template from the translation catalogue plus its values, so the page can show it in the reader's
+    language (``template`` and ``params``); ``str()`` is the English line, as everywhere else.
+    """
+
+    template: str | None = None
+    params: dict[str, object] | None = None
 
     def __init__(self, message: object = "", *args: object):
         super().__init__(one_line(str(message)), *args)
+
+    @classmethod
+    def of(cls, template: str, **params: object):
+        """``cls(template % params)``, remembering the template and values for translation."""
+        exc = cls(template % params)
+        exc.template, exc.params = template, params
+        return exc
 
 
 class AudioError(QAError):

@@ -15,6 +15,7 @@ from scipy import fft as scipy_fft
 
 from qa_audio.config import Config
 from qa_audio.errors import QAError
+from qa_audio.i18n import N_
 from qa_audio.judge.analysis import Acoustics, Analysis
 from qa_audio.judge.recheck import AudioChecker, Check, Examined, context_window, heard_exactly
 from qa_audio.judge.recheck import apply as apply_checks
@@ -80,6 +81,7 @@ class CallResult:
         }
         if self.score is not None:
             out["verdict_reason"] = self.score.reason
+            out["sections"] = [s.to_dict() for s in self.score.sections]
         if self.error:
             out["error"] = self.error
         return out
@@ -129,7 +131,8 @@ class Scorer:
         c = self.config
         return {"decode": decode_options(c.model), "compute_type": c.model.compute_type,
                 "window_s": c.model.window_s, "vad_mode": c.vad.mode, "tone_plan": c.tone_plan.name,
-                "scoring": {"pass_score": c.scoring.pass_score, "redline_score": c.scoring.redline_score},
+                "scoring": {"pass_score": c.scoring.pass_score, "redline_score": c.scoring.redline_score,
+                            "sections": [s.to_dict() for s in c.scoring.sections]},
                 "recheck": dataclasses.asdict(c.recheck),
                 "config": c.path}
 
@@ -257,7 +260,7 @@ class Scorer:
             if c.recheck.enabled and analysis.checks:
                 findings = apply_checks(findings, analysis.checks)
             silent = no_speech(analysis.acoustics, utterances)
-            score = unscorable(silent) if silent else score_findings(findings, c.scoring)
+            score = unscorable(silent, c.scoring) if silent else score_findings(findings, c.scoring)
         return CallResult(Path(analysis.audio["path"]).stem, dict(analysis.audio), timing, tuple(findings),
                           tuple(utterances), score, self.versions(model=analysis.model), self.settings_record(),
                           stage)
@@ -268,12 +271,14 @@ def no_speech(acoustics: Acoustics, utterances: list[Utterance]) -> str | None:
     party = "mixed" if "mixed" in acoustics.roles else "agent"
     anyone = any(acoustics.regions.get(role) for role in acoustics.roles)
     if not anyone:
-        return "no speech found on any channel: a silent, tone-only, music-only or noise-only recording"
+        return N_("no speech found on any channel: a silent, tone-only, music-only or noise-only recording")
     if not acoustics.regions.get(party):
-        return "the agent channel carries no speech (only the customer speaks): check the recording or channel roles"
+        return N_("the agent channel carries no speech (only the customer speaks): check the recording or "
+                  "channel roles")
     if not any(u.text.strip() for u in utterances if u.channel == party):
-        who = "in the recording" if party == "mixed" else "on the agent channel"
-        return f"speech was detected {who} but no words were recognised in it"
+        if party == "mixed":
+            return N_("speech was detected in the recording but no words were recognised in it")
+        return N_("speech was detected on the agent channel but no words were recognised in it")
     return None
 
 

@@ -83,29 +83,41 @@ def test_export_per_agent_matches_the_store_and_uses_final_scores(store_copy, tm
     proc = cli("export", "--db", store_copy, "--period", "2026-11", "-o", out)
     assert proc.returncode == 0, proc.stderr
     wb = load_workbook(out)
-    assert wb.sheetnames == ["by agent", "calls", "about"]
-    rows = list(wb["by agent"].values)
+    assert wb.sheetnames == ["按坐席", "各标准不合格次数", "通话", "说明"]          # Chinese by default
+    rows = list(wb["按坐席"].values)
     header, body = rows[0], rows[1:]
+    assert header[:4] == ("坐席工号", "坐席姓名", "班组", "通话") and "平均分" in header and "开场得分" in header
     agents = {r[0]: dict(zip(header, r)) for r in body}
     assert set(agents) == {"A1023", "A2088", "A3001"}                      # one row per agent
     li = agents["A2088"]                                                    # banned_phrase (overturned) + hold_ring
-    assert (li["agent_name"], li["team"], li["calls"]) == ("李强", "贷后一组", 2)
-    assert li["mean_score"] == 97.5 and li["pass_rate"] == 1 and li["reviewed_share"] == 0.5
-    assert li["failed BAN-1"] == 0 and li["failed ANS-1"] == 1
+    assert (li["坐席姓名"], li["班组"], li["通话"]) == ("李强", "贷后一组", 2)
+    assert li["平均分"] == 97.5 and li["合格率"] == 1 and li["复核比例"] == 0.5
+    assert li["服务禁语得分"] == 100                                          # BAN-1 overturned: the section is whole
+    failed = list(wb["各标准不合格次数"].values)
+    per_rule = {r[0]: dict(zip(failed[0], r)) for r in failed[1:]}
+    assert per_rule["A2088"]["BAN-1 不合格次数"] == 0 and per_rule["A2088"]["ANS-1 不合格次数"] == 1
     zhang = agents["A3001"]                                                 # bad_greeting 75 + no_closing 80
-    assert (zhang["mean_score"], zhang["median_score"], zhang["pass_rate"]) == (77.5, 77.5, 0)
-    assert zhang["failed GRT-1"] == 1 and zhang["failed CLS-2"] == 1
-    assert isinstance(zhang["calls"], int) and isinstance(zhang["mean_score"], float)      # typed cells
-    calls = list(wb["calls"].values)
+    assert (zhang["平均分"], zhang["中位数"], zhang["合格率"]) == (77.5, 77.5, 0)
+    assert per_rule["A3001"]["GRT-1 不合格次数"] == 1 and per_rule["A3001"]["CLS-2 不合格次数"] == 1
+    assert isinstance(zhang["通话"], int) and isinstance(zhang["平均分"], float)      # typed cells
+    calls = list(wb["通话"].values)
     assert len(calls) == 6
     by_id = {r[0]: dict(zip(calls[0], r)) for r in calls[1:]}
-    assert by_id["banned_phrase"]["auto_score"] == 70 and by_id["banned_phrase"]["final_score"] == 100
-    assert by_id["banned_phrase"]["reviewed"] == "yes"
-    assert by_id["bad_greeting"]["failed_standards"] == "GRT-1, GRT-2"
-    assert by_id["compliant"]["call_time"].year == 2026                     # a real date cell
-    about = dict(wb["about"].values)
-    assert about["period"] == "2026-11" and about["from"] == "2026-11-01" and about["to"] == "2026-11-30"
-    assert "2026.11-2" in about["rulebooks"] and about["models"]
+    assert by_id["banned_phrase"]["系统评分"] == 70 and by_id["banned_phrase"]["最终得分"] == 100
+    assert by_id["banned_phrase"]["已复核"] == "是" and by_id["banned_phrase"]["结论"] == "合格"
+    assert by_id["bad_greeting"]["不合格标准"] == "GRT-1, GRT-2"
+    assert by_id["bad_greeting"]["开场得分"] == round(100 * (45 - 25) / 45, 1)   # GRT-1 15 + GRT-2 10 of 45
+    assert by_id["compliant"]["通话时间"].year == 2026                      # a real date cell
+    for ws in wb.worksheets[:3]:                                            # printable: A4 landscape, one page wide
+        assert (ws.page_setup.orientation, ws.page_setup.paperSize, ws.page_setup.fitToWidth) == ("landscape", 9, 1)
+        assert ws.print_title_rows == "$1:$1"                                # the heading row on every page
+    english = tmp_path / "hr-en.xlsx"
+    assert cli("export", "--db", store_copy, "--period", "2026-11", "--language", "en", "-o", english).returncode == 0
+    heading = next(iter(load_workbook(english)["By agent"].values))
+    assert heading[:4] == ("Agent ID", "Agent name", "Team", "Calls")
+    about = dict(wb["说明"].values)
+    assert about["期间"] == "2026-11" and about["起始日期"] == "2026-11-01" and about["截止日期"] == "2026-11-30"
+    assert "2026.11-2" in about["规则版本"] and about["模型"] and about["分组"] == "按坐席"
     # the same export twice gives the same bytes
     again = tmp_path / "hr2.xlsx"
     cli("export", "--db", store_copy, "--period", "2026-11", "-o", again)
@@ -119,7 +131,7 @@ def test_export_csv_has_a_bom_and_team_rows_and_json(store_copy, tmp_path):
     raw = out.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
-    assert {r["team"]: int(r["calls"]) for r in rows} == {"贷后一组": 2, "贷后二组": 1}
+    assert {r["班组"]: int(r["通话"]) for r in rows} == {"贷后一组": 2, "贷后二组": 1}
     calls = (tmp_path / "hr-calls.csv").read_bytes().decode("utf-8-sig")
     assert calls.count("\r\n") == 4
     out_json = tmp_path / "hr.json"
@@ -255,3 +267,37 @@ def _number(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def test_the_hr_export_prints_legibly_on_a4_landscape_in_libreoffice(store_copy, tmp_path):
+    """LibreOffice renders each sheet one A4 landscape page wide, Chinese headings, text at ≥ 70% size."""
+    import os
+    import re as regex
+    import shutil
+
+    office, pdftotext = shutil.which("soffice") or shutil.which("libreoffice"), shutil.which("pdftotext")
+    if not office or not pdftotext:
+        if os.environ.get("QA_AUDIO_REQUIRE_OFFICE"):
+            pytest.fail("this check needs LibreOffice and poppler-utils (apt-get install libreoffice-calc-nogui "
+                        "poppler-utils)")
+        pytest.skip("LibreOffice or pdftotext not installed")
+    out = tmp_path / "hr.xlsx"
+    assert cli("export", "--db", store_copy, "--period", "2026-11", "-o", out).returncode == 0
+    env = dict(os.environ, HOME=str(tmp_path))        # a fresh LibreOffice profile
+    subprocess.run([office, "--headless", "--convert-to", "pdf", "--outdir", str(tmp_path), str(out)],
+                   capture_output=True, timeout=180, env=env, check=True)
+    pdf = tmp_path / "hr.pdf"
+    boxes = subprocess.run([pdftotext, "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    pages = boxes.split("<page ")[1:]
+    assert len(pages) == 4                                       # four sheets, each one page wide
+    for page in pages:
+        width, height = (float(v) for v in regex.search(r'width="([\d.]+)" height="([\d.]+)"', page).groups())
+        assert (round(width), round(height)) == (842, 595)      # A4 landscape, in points
+    words = [(w, float(y1) - float(y0)) for y0, y1, w in
+             regex.findall(r'yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">([^<]+)</word>', boxes)]
+    assert all(f">{heading}</word>" in boxes for heading in ("坐席工号", "平均分", "合格率", "通话编号"))
+    full = max(h for w, h in words if w == "坐席工号")         # an 11 pt heading at 100%
+    for page in pages[:3]:
+        cells = [float(y1) - float(y0) for y0, y1 in regex.findall(r'yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)"',
+                                                                     page)]
+        assert min(cells) >= 0.7 * full * 0.9, "a sheet prints too small to read"

@@ -53,7 +53,8 @@ def test_the_rail_rulebook_is_an_overlay_of_the_default():
 
 def test_settings_merge_key_by_key_and_new_rules_append(tree):
     overlay = write(tree / "c.yaml", "extends: default.yaml\nscoring:\n  pass_score: 90\nrules:\n"
-                                     "  - {id: XYZ-1, title: new rule, weight: 3, metric: {name: rings, max: 2}}\n")
+                                     "  - {id: XYZ-1, title: new rule, weight: 3, section: opening,"
+                                     " metric: {name: rings, max: 2}}\n")
     config = load_config(overlay)
     assert config.scoring.pass_score == 90 and config.scoring.redline_score == 0.0
     assert config.rules[-1].id == "XYZ-1"

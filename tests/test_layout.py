@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "qa_audio"
 # lowest first: a module may import from its own floor or any floor below, never above
 FLOORS = [
-    ("errors", "version"),
+    ("errors", "version", "i18n"),
     ("config",),
     ("signal",),
     ("speech",),

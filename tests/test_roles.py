@@ -81,7 +81,8 @@ ROUTES = {("auth.logout", "POST"): "all", ("review.index", "GET"): "all", ("revi
           ("calibration.create", "POST"): "reviewers", ("calibration.session", "GET"): "reviewers",
           ("calibration.judge", "GET"): "reviewers", ("calibration.hand_in", "POST"): "reviewers",
           ("calibration.labels", "GET"): "reviewers", ("admin.export_page", "GET"): "all",
-          ("admin.users", "GET"): "admins", ("admin.change_user", "POST"): "admins"}
+          ("admin.users", "GET"): "admins", ("admin.change_user", "POST"): "admins",
+          ("dashboard.dashboard", "GET"): "all", ("dashboard.choose", "POST"): "all"}
 
 
 def allowed(kind: str, name: str) -> bool:
@@ -90,7 +91,9 @@ def allowed(kind: str, name: str) -> bool:
 
 
 def test_every_route_for_every_role(app, db):
-    routes = {(r.endpoint, m): r for r in app.url_map.iter_rules() if r.endpoint not in ("auth.login", "static")
+    # the login form and the language switch are for everyone, logged in or not (tests/test_web.py)
+    routes = {(r.endpoint, m): r for r in app.url_map.iter_rules()
+              if r.endpoint not in ("auth.login", "auth.set_language", "static")
               for m in r.methods - {"HEAD", "OPTIONS"}}
     assert set(routes) == set(ROUTES), "classify every route in ROUTES"
     other = pk_of(db, "bad_greeting")                # A3001's call, 贷后二组
@@ -151,7 +154,7 @@ def test_an_agent_sees_no_review_form_and_cannot_review(app, db):
     pk = pk_of(db, "banned_phrase")
     page = agent.get(f"/calls/{pk}").text
     assert 'name="decision"' not in page and 'id="mark-checked"' not in page and 'id="assign"' not in page
-    assert 'value="BAN-1"' in page and "申诉 Appeal" in page          # …but may appeal the failed finding
+    assert 'value="BAN-1"' in page and "appeal-button" in page          # …but may appeal the failed finding
     resp = agent.post(f"/calls/{pk}/review", data={"csrf": agent.csrf, "rule": "BAN-1", "decision": "overturn",
                                                   "reason": "not me"})
     assert resp.status_code == 403
@@ -178,22 +181,22 @@ def test_an_appeal_from_filing_to_ruling(app, db):
                                                   "reason": "是客户先说的，我在复述 13912345678"})
     assert resp.status_code == 302
     page = agent.get(f"/calls/{pk}").text
-    assert "申诉 Appeal #1" in page and "待裁决" in page and "13912345678" not in page   # the number is masked
+    assert "申诉 #1" in page and "待裁决" in page and "13912345678" not in page   # the number is masked
     again = agent.post(f"/calls/{pk}/appeal", data={"csrf": agent.csrf, "rule": "BAN-1", "reason": "again"})
-    assert "appealed already" in agent.get(again.location).text
+    assert "已申诉过" in agent.get(again.location).text
     # a passing finding cannot be appealed; nor can the other agent appeal this call (404)
     agent.post(f"/calls/{pk}/appeal", data={"csrf": agent.csrf, "rule": "GRT-1", "reason": "x"})
-    assert "only a failed finding can be appealed" in agent.get(f"/calls/{pk}").text
+    assert "只能对不合格项目申诉" in agent.get(f"/calls/{pk}").text
     other = login(app, "zhangmin")
     assert other.post(f"/calls/{pk}/appeal", data={"csrf": other.csrf, "rule": "BAN-1",
                                                   "reason": "x"}).status_code == 404
     # the queue shows it; while it is open the finding is not reviewed the ordinary way
     assert 'id="queue-appeals"' in zhou.get("/queue").text and "是客户先说的" in zhou.get("/queue").text
     zhou.post(f"/calls/{pk}/review", data={"csrf": zhou.csrf, "rule": "BAN-1", "decision": "overturn", "reason": "x"})
-    assert "under appeal" in zhou.get(f"/calls/{pk}").text
+    assert "正在申诉中" in zhou.get(f"/calls/{pk}").text
     # the one who made the disputed decision cannot rule on it; another supervisor can
     zhou.post("/appeals/1/decide", data={"csrf": zhou.csrf, "ruling": "overturn", "reason": "我自己改"})
-    assert "another supervisor rules on it" in zhou.get(f"/calls/{pk}").text
+    assert "由另一位主管裁决" in zhou.get(f"/calls/{pk}").text
     assert final(db, "banned_phrase") == (70.0, "fail")
     wu = login(app, "wu")                                     # 贷后二组 only: this call is not theirs
     assert wu.post("/appeals/1/decide", data={"csrf": wu.csrf, "ruling": "overturn", "reason": "x"}).status_code == 404
@@ -201,7 +204,7 @@ def test_an_appeal_from_filing_to_ruling(app, db):
     alice.post("/appeals/1/decide", data={"csrf": alice.csrf, "ruling": "overturn", "reason": "录音确认是客户先说"})
     assert final(db, "banned_phrase") == (100.0, "pass")
     page = agent.get(f"/calls/{pk}").text
-    assert "申诉成立" in page and "Ruling by alice" in page and "录音确认是客户先说" in page
+    assert "申诉成立" in page and "alice 裁决" in page and "录音确认是客户先说" in page
     assert 'id="final-score">100<' in page
     # the ruling is final: no second ruling, no ordinary review over it
     alice.post("/appeals/1/decide", data={"csrf": alice.csrf, "ruling": "uphold", "reason": "x"})
@@ -244,7 +247,7 @@ def test_the_appeal_window_and_the_hr_export(app, db, config, tmp_path):
 
     off = create_app(db, dataclasses.replace(config, review=dataclasses.replace(config.review, appeal_days=0)))
     page = login(off, "zhangmin").get(f"/calls/{pk_of(db, 'bad_greeting')}").text
-    assert "申诉 Appeal</button>" not in page and "switched off" in page
+    assert "appeal-button" not in page and "申诉功能已关闭" in page
 
 
 def run_cli(*args, stdin: str | None = None, env=None):
@@ -316,7 +319,7 @@ def test_the_queue_is_per_supervisor(app, db, config):
     assert "no_closing" not in alice and "bad_greeting" in alice         # assigned to another: not in her queue
     # assigning to someone who does not review that team is refused
     root.post(f"/calls/{pk}/assign", data={"csrf": root.csrf, "to": "zhou"})
-    assert "cannot review this call" in root.get(f"/calls/{pk}").text
+    assert "不能复核此通话" in root.get(f"/calls/{pk}").text
 
 
 # ------------------------------------------------------------------------------------------ calibration
@@ -350,7 +353,7 @@ def test_a_blind_calibration_session(app, db, tmp_path):
     # a reviewer who does not cover a call's team cannot be chosen
     zhou.post("/calibration", data={"csrf": zhou.csrf, "name": "x", "calls": "banned_phrase",
                                     "reviewers": ["zhou", "wu"]})
-    assert "wu does not review team 贷后一组" in zhou.get("/calibration").text
+    assert "wu 不负责通话" in zhou.get("/calibration").text
     pk = pk_of(db, "banned_phrase")
     # blind: the call page sends a member to the calibration form, which shows no score and no one's decisions
     page = alice.get(f"/calls/{pk}")
@@ -365,7 +368,7 @@ def test_a_blind_calibration_session(app, db, tmp_path):
     assert "BAN-1" in rules and "GRT-1" in rules
     # an incomplete hand-in is refused
     alice.post(f"/calibration/1/calls/{pk}", data={"csrf": alice.csrf, "label-BAN-1": "fail"})
-    assert "decide every rule" in alice.get(f"/calibration/1/calls/{pk}").text
+    assert "请对每个项目作出判定" in alice.get(f"/calibration/1/calls/{pk}").text
 
     def hand_in(client, call_id, **overrides):
         cpk = pk_of(db, call_id)
@@ -380,7 +383,7 @@ def test_a_blind_calibration_session(app, db, tmp_path):
     hand_in(zhou, "hold_ring")
     # alice has handed in everything: she sees the figures (root has not: the session is not complete)
     session = alice.get("/calibration/1").text
-    assert 'id="agreement"' in session and "not everyone has handed in" in session.lower()
+    assert 'id="agreement"' in session and "尚未所有人提交全部通话" in session
     assert 'id="blind"' in root.get("/calibration/1").text
     hand_in(root, "banned_phrase")
     hand_in(root, "hold_ring")
@@ -444,7 +447,7 @@ def test_disabling_an_account_ends_its_sessions_and_admins_manage_roles(app, db)
     assert listed(login(app, "zhou")) == OWN["wu"]
     root.post("/admin/users/root", data={"csrf": root.csrf, "action": "set-role", "role": "agent",
                                          "agent_id": "A1023"})
-    assert "cannot take away your own admin role" in root.get("/admin/users").text
+    assert "不能取消您自己的管理员角色" in root.get("/admin/users").text
 
 
 def test_a_store_from_before_roles_keeps_its_users_as_supervisors(sample_store, tmp_path):
@@ -520,7 +523,7 @@ def test_appeal_ruling_and_calibration_in_a_real_browser(live, db, browser_path,
         assert "appeal:overturn" in sup.inner_text("#audit")
         sup.screenshot(path=str(screenshots / "supervisor-ruled.png"), full_page=True)
         agent.reload()
-        assert agent.inner_text("#final-score") == "100" and "Ruling by zhou" in agent.inner_text("#appeal-BAN-1")
+        assert agent.inner_text("#final-score") == "100" and "zhou 裁决" in agent.inner_text("#appeal-BAN-1")
 
         # two supervisors calibrate a call blind; the agreement figures appear
         sup.click("#nav-calibration")

@@ -15,6 +15,7 @@ from pathlib import Path
 from qa_audio.cli import people
 from qa_audio.config import METADATA_FIELDS
 from qa_audio.errors import ConfigError, QAError
+from qa_audio.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from qa_audio.results.records import StoredResult
 from qa_audio.results.show import render_summary
 from qa_audio.version import __version__
@@ -99,14 +100,15 @@ def cmd_show(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from qa_audio.results.export import build_export, parse_period, write_export
+    from qa_audio.results.export import build_export, parse_period
+    from qa_audio.results.sheets import write_export
     from qa_audio.results.store import open_store
 
     period = parse_period(args.period)
     fmt = args.format or (Path(args.output).suffix.lstrip(".").lower() or "xlsx")
     with open_store(args.db, readonly=True) as store:
         export = build_export(store, period=period, by=args.by)
-        files = write_export(export, args.output, fmt=fmt)
+        files = write_export(export, args.output, fmt=fmt, language=args.language)
     about = export.about
     print(f"exported {about['calls']} calls in {len(export.groups)} {args.by} rows for {about['period']} "
           f"({about['from']} to {about['to']}) → {', '.join(map(str, files))}", file=sys.stderr)
@@ -191,7 +193,8 @@ def cmd_serve(args) -> int:
             file=sys.stderr,
         )
     try:
-        serve(args.db, load_config(args.config), host=args.host, port=args.port)
+        serve(args.db, load_config(args.config), host=args.host, port=args.port, threads=args.threads,
+              trusted_proxy=args.trusted_proxy)
     except OSError as exc:
         raise QAError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     except KeyboardInterrupt:
@@ -340,6 +343,16 @@ def _scoring_commands(sub) -> None:
     p.set_defaults(func=cmd_batch)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"expected 1 to 256, got {value}")
+    return value
+
+
 def _results_commands(sub) -> None:
     """show, export, review, labels, backtest: what is made of stored results."""
     p = sub.add_parser("show", help="one stored call: timeline, transcript and findings")
@@ -355,6 +368,8 @@ def _results_commands(sub) -> None:
     p.add_argument("--by", choices=("agent", "team", "client"), default="agent")
     p.add_argument("--format", choices=("xlsx", "csv", "json"), help="default: from the output file's suffix")
     p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument("--language", choices=LANGUAGES, default=DEFAULT_LANGUAGE,
+                   help="headings and words of the xlsx and csv files (default: %(default)s)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("review", help="confirm or overturn one finding of a stored call (recomputes its final score)")
@@ -401,6 +416,9 @@ def _admin_commands(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--config", help="config YAML (its privacy and review settings apply)")
+    p.add_argument("--threads", type=_positive_int, help="worker threads (default: review.threads, 8)")
+    p.add_argument("--trusted-proxy", metavar="ADDRESS",
+                   help="the reverse proxy's address (e.g. 127.0.0.1): its X-Forwarded-Proto/-For/-Host are believed")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("redact-audio", help="write a copy of a call with spoken personal numbers silenced or bleeped")

@@ -44,6 +44,7 @@ from qa_audio.config.settings import (
     PrivacySettings,
     RecheckSettings,
     ReviewSettings,
+    ScoreSection,
     ScoreSettings,
     Settings,
     TimingSettings,
@@ -59,8 +60,8 @@ __all__ = [
     "SEVERITIES", "SIDES", "TURNS", "WINDOW_FROM", "Anchor", "Around", "AudioSettings", "ChannelSettings",
     "Condition", "Config", "Lexicon", "LexiconEntry", "MatchSettings", "MetadataSettings", "MetricCheck",
     "ModelSettings", "PrivacySettings", "RecheckSettings", "RepeatBack", "ReviewSettings", "Rule", "Rulebook",
-    "ScoreSettings", "Settings", "TimingSettings", "TonePlan", "VadSettings", "Window", "compile_safe_regex",
-    "load_config", "load_lexicon"
+    "ScoreSection", "ScoreSettings", "Settings", "TimingSettings", "TonePlan", "VadSettings", "Window",
+    "compile_safe_regex", "load_config", "load_lexicon"
 ]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -97,6 +98,19 @@ class Config(Settings):
         raise ConfigError(self.path, f"no rule with id {rule_id!r}")
 
 
+def _check_sections(path: Path, scoring: ScoreSettings, rules: tuple[Rule, ...]) -> None:
+    """With a scorecard, every rule scores in one of its sections; without one, no rule names a section."""
+    known = [s.id for s in scoring.sections]
+    for rule in rules:
+        if rule.section is None and known:
+            raise ConfigError(path, f"rule {rule.id} has no section (one of: {', '.join(known)})", line=rule.line,
+                              field=f"rules.{rule.id}.section")
+        if rule.section is not None and rule.section not in known:
+            expected = f"one of: {', '.join(known)}" if known else "no scoring.sections are defined"
+            raise ConfigError(path, f"rule {rule.id}: unknown section {rule.section!r} ({expected})",
+                              line=rule.line, field=f"rules.{rule.id}.section")
+
+
 def load_config(path: str | Path | None = None, *, profile: str | None = None) -> Config:
     """Load a config file (default: the bundled ``configs/default.yaml``) and its lexicons.
 
@@ -110,6 +124,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
     settings = load_settings(top, profile=profile)
     book = load_rulebook(top, root)
     top.check_unknown()
+    _check_sections(path, settings.scoring, book.rules)
 
     digest = hashlib.sha256()
     for part in files:

@@ -137,6 +137,8 @@ class Rule:
     repeat_back: RepeatBack | None = None
     min_similarity: float | None = None  # overrides matching.min_similarity for this rule (1.0: homophones only)
     kind: str = "phrase"                 # one of RULE_KINDS: how the judge evaluates and explains the rule
+    section: str | None = None           # the scorecard section it scores in (scoring.sections)
+    title_en: str = ""                   # the title in English (``title`` is as the handbooks word it)
 
     @property
     def lexicons(self) -> tuple[str, ...]:
@@ -226,6 +228,8 @@ def _load_rule(node: _Node, path: Path, index: int) -> Rule:
     rule = Rule(
         id=rule_id,
         title=section.get("title", str),
+        title_en=section.get("title_en", str, ""),
+        section=section.get("section", (str, type(None)), None),
         source=section.get("source", str, ""),
         weight=section.get("weight", float, min_value=0, max_value=100),
         severity=section.get("severity", str, "major", choices=SEVERITIES),

@@ -2,6 +2,7 @@
 metadata, privacy, review): typed, with every number's range checked on load."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -105,9 +106,27 @@ class RecheckSettings:
 
 
 @dataclass(frozen=True)
+class ScoreSection:
+    """A section of the scorecard (开场, 等待 …): the rules in it can cost the call at most ``weight`` points
+    together (扣完为止), and the call gets a 0-100 score for it."""
+
+    id: str
+    title: str                 # as the handbooks word it (Chinese)
+    title_en: str
+    weight: float
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "title": self.title, "title_en": self.title_en, "weight": self.weight}
+
+
+@dataclass(frozen=True)
 class ScoreSettings:
     pass_score: float = 85.0
     redline_score: float = 0.0
+    sections: tuple[ScoreSection, ...] = ()
+
+    def section(self, section_id: str | None) -> ScoreSection | None:
+        return next((s for s in self.sections if s.id == section_id), None)
 
 
 METADATA_FIELDS = ("agent_id", "agent_name", "team", "call_time", "direction", "hangup_side", "client")
@@ -140,6 +159,8 @@ class ReviewSettings:
     session_hours: float = 8.0            # a login lasts this long
     secure_cookies: bool = False          # true behind HTTPS: the login cookie is never sent over plain HTTP
     appeal_days: float = 7.0              # an agent may appeal a finding this many days after the call's scoring
+    language: str = "zh-CN"               # the pages' and exports' language until a reader picks another
+    threads: int = 8                      # the production server's worker threads (``serve --threads``)
 
 
 # --------------------------------------------------------------------------- loaders
@@ -265,7 +286,7 @@ def load_settings(top: _Section, *, profile: str | None = None) -> Settings:
         model=_load_model(top, profile), vad=vad, tone_plan=tone_plan, disconnect_plan=disconnect_plan,
         timing=_dataclass_from(top.section("timing"), TimingSettings),
         matching=_dataclass_from(top.section("matching"), MatchSettings),
-        scoring=_dataclass_from(top.section("scoring"), ScoreSettings),
+        scoring=_load_scoring(top.section("scoring")),
         recheck=_dataclass_from(top.section("recheck"), RecheckSettings),
         metadata=_load_metadata(top.section("metadata")), privacy=_load_privacy(top.section("privacy")),
         review=_load_review(top.section("review")),
@@ -307,6 +328,23 @@ def _load_privacy(section: _Section) -> PrivacySettings:
     return privacy
 
 
+def _load_scoring(section: _Section) -> ScoreSettings:
+    """``scoring:``: the pass mark, the red-line score and the scorecard's sections (id → title, weight)."""
+    sections = []
+    if section.has("sections"):
+        part = section.section("sections")
+        if not isinstance(part.node.value, dict) or not part.node.value:
+            raise section.fail("sections", "expected a mapping of section id → {title, title_en, weight}")
+        for section_id in part.node.value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", str(section_id)):
+                raise part.fail(str(section_id), "a section id is lower-case letters, digits and _ (e.g. opening)")
+            one = part.section(str(section_id))
+            sections.append(ScoreSection(str(section_id), one.get("title", str), one.get("title_en", str, ""),
+                                         float(one.get("weight", (int, float), min_value=0, max_value=100))))
+            one.check_unknown()
+    return _dataclass_from(section, ScoreSettings, sections=tuple(sections))
+
+
 def _load_review(section: _Section) -> ReviewSettings:
     review = ReviewSettings(
         sample_passing_percent=float(section.get("sample_passing_percent", (int, float), 10.0, min_value=0,
@@ -316,6 +354,8 @@ def _load_review(section: _Section) -> ReviewSettings:
         session_hours=float(section.get("session_hours", (int, float), 8.0, min_value=0.1, max_value=24 * 7)),
         secure_cookies=section.get("secure_cookies", bool, False),
         appeal_days=float(section.get("appeal_days", (int, float), 7.0, min_value=0, max_value=365)),
+        language=section.get("language", str, "zh-CN", choices=("zh-CN", "en")),
+        threads=section.get("threads", int, 8, min_value=1, max_value=256),
     )
     section.check_unknown()
     return review

@@ -42,9 +42,22 @@ class Finding:
     def passed(self) -> bool | None:
         return None if self.status == "n/a" else self.status == "pass"
 
+    @property
+    def rule_id(self) -> str:
+        return self.rule.id
+
+    @property
+    def section(self) -> str | None:
+        return self.rule.section
+
+    @property
+    def scored(self) -> bool:
+        return self.rule.enabled
+
     def to_dict(self) -> dict:
         return {"rule": self.rule.id, "passed": self.passed, "deduction": self.deduction,
                 "evidence": list(self.evidence), "status": self.status, "title": self.rule.title,
+                "title_en": self.rule.title_en, "section": self.rule.section,
                 "severity": self.rule.severity, "weight": self.rule.weight, "redline": self.redline,
                 "low_confidence": self.low_confidence, "detail": self.detail, "enabled": self.rule.enabled}
 

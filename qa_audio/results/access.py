@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qa_audio.errors import QAError
+from qa_audio.i18n import N_
 
 ROLES = ("admin", "supervisor", "agent")
 ROLE_NAMES_ZH = {"admin": "管理员", "supervisor": "质检主管", "agent": "坐席"}
@@ -97,19 +98,24 @@ class User:
 def check_user_fields(name: str, role: str, teams: Sequence[str], agent_id: str | None) -> None:
     """The fields of a new or changed account, checked before anything is stored."""
     if not name or len(name) > 64 or any(ch.isspace() or not ch.isprintable() for ch in name):
-        raise AccessError(f"user name {name!r}: 1-64 printable characters, no spaces")
+        raise AccessError.of(N_("user name %(name)r: 1-64 printable characters, no spaces"), name=name)
     if role not in ROLES:
-        raise AccessError(f"role {role!r}: expected one of {', '.join(ROLES)}")
+        raise AccessError.of(N_("role %(role)r: expected one of %(roles)s"), role=role, roles=', '.join(ROLES))
     if role == "agent" and not agent_id:
-        raise AccessError(f"{name}: an agent account needs --agent-id (the id the calls' metadata gives the agent)")
+        raise AccessError.of(N_("%(name)s: an agent account needs --agent-id (the id the calls' metadata gives the "
+                                "agent)"),
+                             name=name)
     if role != "agent" and agent_id:
-        raise AccessError(f"{name}: --agent-id is only for agent accounts")
+        raise AccessError.of(N_("%(name)s: --agent-id is only for agent accounts"), name=name)
     if role != "supervisor" and teams:
-        raise AccessError(f"{name}: --team is only for supervisors (an admin sees all, an agent their own calls)")
+        raise AccessError.of(N_("%(name)s: --team is only for supervisors (an admin sees all, an agent their own "
+                                "calls)"),
+                             name=name)
     if any(not t.strip() for t in teams):
-        raise AccessError(f"{name}: an empty team name")
+        raise AccessError.of(N_("%(name)s: an empty team name"), name=name)
 
 
 def require_reviewer(user: User) -> None:
     if not user.reviews:
-        raise AccessError(f"{user.name} is an {user.role}: only supervisors and admins confirm or overturn findings")
+        raise AccessError.of(N_("%(name)s is an %(role)s: only supervisors and admins confirm or overturn findings"),
+                             name=user.name, role=user.role)

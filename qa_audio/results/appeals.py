@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from qa_audio.config import PrivacySettings
+from qa_audio.i18n import N_, Message
 from qa_audio.results.access import AccessError, User, require_reviewer
 from qa_audio.results.privacy import Redactor
 from qa_audio.results.records import Appeal, Review
@@ -34,23 +35,24 @@ def appeal_deadline(call: StoredCall, *, appeal_days: float) -> datetime | None:
     return datetime.fromisoformat(call.scored_at) + timedelta(days=appeal_days)
 
 
-def appealable(call: StoredCall, rule: str, *, appeal_days: float, now: datetime | None = None) -> str | None:
+def appealable(call: StoredCall, rule: str, *, appeal_days: float, now: datetime | None = None) -> Message | None:
     """Why this finding cannot be appealed now, or None when it can."""
     if call.result is None or call.result_id is None:
-        return "the call has no result"
+        return Message(N_("the call has no result"))
     finding = call.result.finding(rule)
     if finding is None:
-        return f"no finding for rule {rule!r}"
+        return Message(N_("no finding for rule %(rule)s"), {"rule": rule})
     decided = finding.decided(call.reviews.get(rule))
     if decided.status != "fail":
-        return f"{rule} is not failed; only a failed finding can be appealed"
+        return Message(N_("%(rule)s is not failed; only a failed finding can be appealed"), {"rule": rule})
     if not decided.enabled:
-        return f"{rule} is a shadow rule: it does not count toward the score"
+        return Message(N_("%(rule)s is a shadow rule: it does not count toward the score"), {"rule": rule})
     deadline = appeal_deadline(call, appeal_days=appeal_days)
     if deadline is None:
-        return "appeals are switched off (review.appeal_days is 0)"
+        return Message(N_("appeals are switched off (review.appeal_days is 0)"))
     if (now or datetime.now(timezone.utc)) > deadline:
-        return f"the appeal window closed on {deadline.astimezone().isoformat(timespec='minutes')}"
+        return Message(N_("the appeal window closed on %(deadline)s"),
+                       {"deadline": deadline.astimezone().isoformat(timespec="minutes")})
     return None
 
 
@@ -58,16 +60,19 @@ def file_appeal(store: Store, call: StoredCall, rule: str, *, agent: User, reaso
                 privacy: PrivacySettings | None = None, now: datetime | None = None) -> int:
     """An agent appeals a failed finding on their own call; returns the appeal's number."""
     if not agent.is_agent:
-        raise AccessError(f"{agent.name} is a {agent.role}: appeals are filed by the call's agent")
+        raise AccessError.of(N_("%(name)s is a %(role)s: appeals are filed by the call's agent"),
+                             name=agent.name, role=agent.role)
     if not agent.scope.allows(call.metadata):
-        raise AccessError(f"{call.call_id}: not {agent.name}'s call")
+        raise AccessError.of(N_("%(call)s: not %(name)s's call"), call=call.call_id, name=agent.name)
     reason = _reason(reason, privacy)
     why_not = appealable(call, rule, appeal_days=appeal_days, now=now)
     if why_not:
-        raise ReviewError(f"{call.call_id}: cannot appeal {rule}: {why_not}")
+        raise ReviewError.of(N_("%(call)s: cannot appeal %(rule)s: %(why_not)s"),
+                             call=call.call_id, rule=rule, why_not=why_not)
     assert call.result is not None and call.result_id is not None
     if any(a.rule == rule for a in store.appeals(result_id=call.result_id)):
-        raise ReviewError(f"{call.call_id}: {rule} was appealed already (one appeal per finding)")
+        raise ReviewError.of(N_("%(call)s: %(rule)s was appealed already (one appeal per finding)"),
+                             call=call.call_id, rule=rule)
     earlier = call.reviews.get(rule)
     score, _ = final_score(call.result, call.reviews)
     return store.file_appeal(call_pk=call.pk, result_id=call.result_id, rule=rule, agent=agent.name, reason=reason,
@@ -80,18 +85,21 @@ def decide_appeal(store: Store, appeal_id: int, *, ruler: User, ruling: str, rea
     in the agent's favour). The ruler may not be the one who made the disputed decision."""
     require_reviewer(ruler)
     if ruling not in RULINGS:
-        raise ReviewError(f"a ruling is uphold or overturn, got {ruling!r}")
+        raise ReviewError.of(N_("a ruling is uphold or overturn, got %(ruling)r"), ruling=ruling)
     appeal = store.appeal(appeal_id)
     call = store.call_by_pk(appeal.call_pk) if appeal else None
     if appeal is None or call is None or not ruler.scope.allows(call.metadata):
-        raise ReviewError(f"no appeal {appeal_id}")
+        raise ReviewError.of(N_("no appeal %(appeal)s"), appeal=appeal_id)
     if not appeal.open:
-        raise ReviewError(f"appeal {appeal_id} was ruled on already ({appeal.status} by {appeal.ruled_by})")
+        raise ReviewError.of(N_("appeal %(appeal)s was ruled on already (%(status)s by %(ruled_by)s)"),
+                             appeal=appeal_id, status=appeal.status, ruled_by=appeal.ruled_by)
     if appeal.disputed_by and appeal.disputed_by == ruler.name:
-        raise AccessError(f"appeal {appeal_id}: {ruler.name} made the decision the agent disputes; "
-                          f"another supervisor rules on it")
+        raise AccessError.of(N_("appeal %(appeal)s: %(name)s made the decision the agent disputes; another supervisor "
+                                "rules on it"),
+                             appeal=appeal_id, name=ruler.name)
     if call.result is None or call.result_id != appeal.result_id:
-        raise ReviewError(f"appeal {appeal_id}: {call.call_id} was re-scored since; the appealed result is not current")
+        raise ReviewError.of(N_("appeal %(appeal)s: %(call)s was re-scored since; the appealed result is not current"),
+                             appeal=appeal_id, call=call.call_id)
     reason = _reason(reason, privacy)
     finding = call.result.finding(appeal.rule)
     assert finding is not None
@@ -113,7 +121,8 @@ def decide_appeal(store: Store, appeal_id: int, *, ruler: User, ruling: str, rea
 def _reason(reason: str, privacy: PrivacySettings | None) -> str:
     text = (reason or "").strip()
     if not text:
-        raise ReviewError("an appeal and a ruling need a reason")
+        raise ReviewError.of(N_("an appeal and a ruling need a reason"))
     if len(text) > MAX_REASON_CHARS:
-        raise ReviewError(f"a reason has at most {MAX_REASON_CHARS} characters, got {len(text)}")
+        raise ReviewError.of(N_("a reason has at most %(max)s characters, got %(length)s"),
+                             max=MAX_REASON_CHARS, length=len(text))
     return Redactor(privacy).text(text) or ""

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
+from qa_audio.i18n import N_
 from qa_audio.results.access import AccessError, User, require_reviewer
 from qa_audio.results.records import CalibrationSession, StoredResult
 from qa_audio.results.review import ReviewError
@@ -188,30 +189,32 @@ def create_session(store: Store, *, name: str, creator: User, members: Sequence[
     require_reviewer(creator)
     name = (name or "").strip()
     if not name or len(name) > 200:
-        raise ReviewError("a calibration session needs a name (at most 200 characters)")
+        raise ReviewError.of(N_("a calibration session needs a name (at most 200 characters)"))
     chosen = list(dict.fromkeys(m.strip() for m in members if m.strip()))
     if len(chosen) < 2:
-        raise ReviewError("a calibration session needs at least two reviewers")
+        raise ReviewError.of(N_("a calibration session needs at least two reviewers"))
     refs = list(dict.fromkeys(r.strip() for r in call_refs if r.strip()))
     if not refs or len(refs) > MAX_CALLS:
-        raise ReviewError(f"a calibration session needs 1-{MAX_CALLS} calls, got {len(refs)}")
+        raise ReviewError.of(N_("a calibration session needs 1-%(max)s calls, got %(count)s"),
+                             max=MAX_CALLS, count=len(refs))
     accounts = []
     for member in chosen:
         account = store.account(member)
         if account is None or not account.active:
-            raise ReviewError(f"no active user {member!r}")
+            raise ReviewError.of(N_("no active user %(member)r"), member=member)
         if not account.reviews:
-            raise ReviewError(f"{member} is an {account.role}: only supervisors and admins calibrate")
+            raise ReviewError.of(N_("%(member)s is an %(role)s: only supervisors and admins calibrate"),
+                                 member=member, role=account.role)
         accounts.append(account)
     calls = []
     for ref in refs:
         call = store.find_call(ref)
         if call.result_id is None or not creator.scope.allows(call.metadata):
-            raise ReviewError(f"no call {ref!r}")
+            raise ReviewError.of(N_("no call %(ref)r"), ref=ref)
         for account in accounts:
             if not account.scope.allows(call.metadata):
-                raise ReviewError(f"{account.name} does not review team {call.metadata.get('team') or '(none)'} "
-                                  f"of call {call.call_id}")
+                raise ReviewError.of(N_("%(name)s does not review team %(team)s of call %(call)s"),
+                                     name=account.name, team=call.metadata.get('team') or '(none)', call=call.call_id)
         calls.append((call.pk, call.result_id))
     return store.create_calibration(name=name, created_by=creator.name, members=chosen, calls=calls)
 
@@ -220,16 +223,19 @@ def submit(store: Store, session: CalibrationSession, call_pk: int, *, reviewer:
            labels: Mapping[str, str]) -> None:
     """A member hands in their decision on every rule of one call (once; the figures then open to them)."""
     if reviewer.name not in session.members:
-        raise AccessError(f"{reviewer.name} is not a reviewer of calibration session {session.id}")
+        raise AccessError.of(N_("%(name)s is not a reviewer of calibration session %(session)s"),
+                             name=reviewer.name, session=session.id)
     call = next((c for c in session.calls if c.call_pk == call_pk), None)
     if call is None:
-        raise ReviewError(f"call {call_pk} is not in calibration session {session.id}")
+        raise ReviewError.of(N_("call %(call_pk)s is not in calibration session %(session)s"),
+                             call_pk=call_pk, session=session.id)
     if session.has_submitted(reviewer.name, call_pk):
-        raise ReviewError(f"{call.call_id}: handed in already")
+        raise ReviewError.of(N_("%(call)s: handed in already"), call=call.call_id)
     wanted = [f.rule for f in calibrated_findings(store.result_by_id(call.result_id))]
     missing = [r for r in wanted if labels.get(r) not in LABELS]
     if missing:
-        raise ReviewError(f"{call.call_id}: decide every rule (pass or fail); missing: {', '.join(missing)}")
+        raise ReviewError.of(N_("%(call)s: decide every rule (pass or fail); missing: %(missing)s"),
+                             call=call.call_id, missing=', '.join(missing))
     store.submit_calibration(session_id=session.id, call_pk=call_pk, reviewer=reviewer.name,
                              labels={r: labels[r] for r in wanted})
 

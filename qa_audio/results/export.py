@@ -1,29 +1,24 @@
-"""Scores for HR: per agent (or team) and period, plus one row per call.
+"""Scores for HR: per agent (or team, or client line) and period, per scorecard section and in total, plus
+one row per call.
 
-Final scores are those after supervisor review. The export is a pure function of
-the store and the period: the same store exported twice gives byte-identical
-files (no creation time inside; xlsx zip entries carry a fixed date). Every export
-records the rulebook versions, models and the time range it covers.
+Final scores are those after supervisor review and appeals. The export is a pure function of the store
+and the period; it records the rulebook versions, models and the time range it covers. Its files are
+written by :mod:`qa_audio.results.sheets`, with the human headings named here.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import statistics
-import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from qa_audio.errors import QAError
+from qa_audio.i18n import DEFAULT_LANGUAGE, N_, gettext
 from qa_audio.results.access import Scope
 from qa_audio.results.records import StoredResult
 from qa_audio.results.store import Store
-
-FORMATS = ("xlsx", "csv", "json")
-FIXED_TIME = datetime(2000, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -63,24 +58,73 @@ def parse_period(text: str) -> Period:
         raise QAError(f"period {text!r}: expected YYYY, YYYY-MM, YYYY-MM-DD, YYYY-Www or DAY..DAY") from None
 
 
+# the human headings of the spreadsheet and CSV columns (the JSON keeps the keys), from the catalogue
+HEADINGS = {
+    "agent_id": N_("Agent ID"), "agent_name": N_("Agent name"), "team": N_("Team"), "client": N_("Client line"),
+    "calls": N_("Calls"), "mean_score": N_("Mean score"), "median_score": N_("Median score"),
+    "pass_rate": N_("Pass rate"), "unscorable": N_("Unscorable"), "redline_failures": N_("Red-line failures"),
+    "reviewed_share": N_("Reviewed share"), "appeals": N_("Appeals"), "appeals_upheld": N_("Appeals upheld"),
+    "appeals_overturned": N_("Appeals granted"), "appeals_open": N_("Appeals open"), "call_id": N_("Call ID"),
+    "call_time": N_("Call time"), "duration_s": N_("Length (s)"), "auto_score": N_("Checker's score"),
+    "final_score": N_("Final score"), "verdict": N_("Verdict"), "reviewed": N_("Reviewed"),
+    "redline": N_("Red line"), "failed_standards": N_("Failed standards"), "rulebook": N_("Rulebook"),
+}
+CELL_WORDS = {"pass": N_("pass"), "fail": N_("fail"), "review": N_("review"), "unscorable": N_("unscorable"),
+              "error": N_("error"), True: N_("yes"), False: N_("no")}
+ABOUT = {"period": N_("Period"), "from": N_("From"), "to": N_("To"), "by": N_("By"), "store": N_("Results store"),
+         "calls": N_("Calls"), "calls_without_call_time": N_("Calls without a call time (in no period)"),
+         "rulebooks": N_("Rulebooks"), "models": N_("Models"), "final_scores": N_("Final scores"),
+         "appeals": N_("Appeals")}
+FINAL_SCORES_NOTE = N_("after supervisor review where a call was reviewed, else as scored")
+APPEALS_NOTE = N_("agents' appeals (申诉) on the calls' current results: filed, upheld, overturned, still open")
+SHEETS = {"agent": N_("By agent"), "team": N_("By team"), "client": N_("By client line"), "calls": N_("Calls"),
+          "failed": N_("Failures per standard"), "about": N_("About")}
+
+
 @dataclass(frozen=True)
 class Export:
     about: dict
     rules: tuple[str, ...]          # standards' IDs in rulebook order, one count column each
     groups: tuple[dict, ...]        # one row per agent or team
     calls: tuple[dict, ...]         # one row per call
+    sections: tuple[tuple[str, str, str], ...] = ()   # the scorecard's sections: (id, title, title_en)
+
+    def key_columns(self) -> list[str]:
+        return ["agent_id", "agent_name", "team"] if self.about["by"] == "agent" else [self.about["by"]]
+
+    def summary_columns(self) -> list[str]:
+        """A group's figures without the per-standard counts (what fits a printed page)."""
+        return (self.key_columns()
+                + ["calls", "mean_score", "median_score", "pass_rate", "unscorable", "redline_failures",
+                   "reviewed_share", "appeals", "appeals_upheld", "appeals_overturned", "appeals_open"]
+                + [f"section {sid}" for sid, _, _ in self.sections])
+
+    def failed_columns(self) -> list[str]:
+        return self.key_columns() + [f"failed {r}" for r in self.rules]
 
     def group_columns(self) -> list[str]:
-        keys = (["agent_id", "agent_name", "team"] if self.about["by"] == "agent" else [self.about["by"]])
-        return (
-            keys
-            + ["calls", "mean_score", "median_score", "pass_rate", "unscorable", "redline_failures", "reviewed_share",
-               "appeals", "appeals_upheld", "appeals_overturned", "appeals_open"]
-            + [f"failed {r}" for r in self.rules]
-        )
+        return self.summary_columns() + [f"failed {r}" for r in self.rules]
+
+    def heading(self, column: str, language: str = DEFAULT_LANGUAGE) -> str:
+        """A column's heading for people, in ``language`` (坐席工号, 平均分 …)."""
+        if column.startswith("failed "):
+            return gettext(language, N_("%(rule)s failed"), rule=column[7:])
+        if column.startswith("section "):
+            sid = column[8:]
+            title = next((t_en if language == "en" and t_en else t for i, t, t_en in self.sections if i == sid), sid)
+            return gettext(language, N_("%(section)s score"), section=title)
+        return gettext(language, HEADINGS[column]) if column in HEADINGS else column
+
+    def call_columns(self) -> list[str]:
+        columns = self.base_call_columns()
+        if all(c.get("client") in (None, "(none)") for c in self.calls):
+            columns.remove("client")                 # not a multi-client centre: no column of "(none)"
+        if len({c.get("rulebook") for c in self.calls}) <= 1:
+            columns.remove("rulebook")               # one rulebook for all: the about sheet names it
+        return columns + [f"section {sid}" for sid, _, _ in self.sections]
 
     @staticmethod
-    def call_columns() -> list[str]:
+    def base_call_columns() -> list[str]:
         return [
             "call_id",
             "call_time",
@@ -117,14 +161,19 @@ def build_export(store: Store, *, period: Period, by: str = "agent", scope: Scop
     no_time = [r["call_id"] for r in rows if not r["call_time"]]
     chosen = [r for r in rows if r["call_time"] and period.contains(r["call_time"])]
     rule_order: list[str] = []
+    sections: dict[str, tuple[str, str, str]] = {}
     calls = []
     for r in chosen:
         result = StoredResult.from_dict(json.loads(r["result_json"]))
         findings = result.decided(reviews.get(r["result_id"], {}))
+        scores = {}
+        for part in result.final_sections(reviews.get(r["result_id"], {})):
+            sections.setdefault(part.id, (part.id, part.title, part.title_en))
+            scores[f"section {part.id}"] = part.score
         for f in findings:
-            if f.rule not in rule_order:
+            if f.rule not in rule_order and f.enabled:
                 rule_order.append(f.rule)
-        failed = [f.rule for f in findings if f.status == "fail"]
+        failed = [f.rule for f in findings if f.status == "fail" and f.enabled]   # a shadow rule is not HR's business
         reviewed = r["final_score"] is not None
         appealed = appeals.get(r["result_id"], {})
         calls.append(
@@ -150,10 +199,11 @@ def build_export(store: Store, *, period: Period, by: str = "agent", scope: Scop
                 "_failed": failed,
                 "_model": r["model"],
                 "_rulebook_name": r["rulebook_name"],
+                **scores,
             }
         )
     calls.sort(key=lambda c: (c["call_time"], c["call_id"]))
-    groups = _group(calls, by=by, rules=rule_order)
+    groups = _group(calls, by=by, rules=rule_order, sections=list(sections))
     about = {
         "period": period.label,
         "from": period.start.isoformat(),
@@ -164,14 +214,14 @@ def build_export(store: Store, *, period: Period, by: str = "agent", scope: Scop
         "calls_without_call_time": len(no_time),
         "rulebooks": sorted({f"{c['_rulebook_name']} {c['rulebook']}" for c in calls}),
         "models": sorted({c["_model"] for c in calls}),
-        "final_scores": "after supervisor review where a call was reviewed, else as scored",
-        "appeals": "agents' appeals (申诉) on the calls' current results: filed, upheld, overturned, still open",
+        "final_scores": FINAL_SCORES_NOTE,
+        "appeals": APPEALS_NOTE,
     }
     clean = tuple({k: v for k, v in c.items() if not k.startswith("_")} for c in calls)
-    return Export(about, tuple(rule_order), tuple(groups), clean)
+    return Export(about, tuple(rule_order), tuple(groups), clean, tuple(sections.values()))
 
 
-def _group(calls: list[dict], *, by: str, rules: list[str]) -> list[dict]:
+def _group(calls: list[dict], *, by: str, rules: list[str], sections: list[str]) -> list[dict]:
     buckets: dict[tuple, list[dict]] = {}
     for c in calls:
         key = (c["agent_id"],) if by == "agent" else (c[by],)
@@ -201,138 +251,10 @@ def _group(calls: list[dict], *, by: str, rules: list[str]) -> list[dict]:
             appeals_overturned=sum(c["appeals_overturned"] for c in items),
             appeals_open=sum(c["_appeals_open"] for c in items),
         )
+        for sid in sections:
+            values = [float(c[f"section {sid}"]) for c in items if c.get(f"section {sid}") is not None]
+            row[f"section {sid}"] = round(statistics.fmean(values), 2) if values else None
         for rule in rules:
             row[f"failed {rule}"] = sum(rule in c["_failed"] for c in items)
         out.append(row)
     return out
-
-
-# --------------------------------------------------------------------------- writers
-def write_export(export: Export, path: str | Path, *, fmt: str) -> list[Path]:
-    """Write the export; returns the files written (CSV writes two: groups and calls)."""
-    path = Path(path)
-    if fmt not in FORMATS:
-        raise QAError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if not path.parent.is_dir():
-        raise QAError(f"{path}: folder {path.parent} does not exist")
-    try:
-        if fmt == "json":
-            path.write_text(json.dumps(export.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-            return [path]
-        if fmt == "csv":
-            calls_path = path.with_name(path.stem + "-calls" + path.suffix)
-            _write_csv(path, export.group_columns(), export.groups)
-            _write_csv(calls_path, export.call_columns(), export.calls)
-            return [path, calls_path]
-        path.write_bytes(_xlsx_bytes(export))
-        return [path]
-    except OSError as exc:
-        raise QAError(f"{path}: cannot write the export: {exc.strerror or exc}") from None
-
-
-def _write_csv(path: Path, columns: list[str], rows) -> None:
-    """UTF-8 with BOM, so Excel opens Chinese text correctly."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["" if row.get(c) is None else _csv_value(row.get(c)) for c in columns])
-    path.write_bytes(buf.getvalue().encode("utf-8-sig"))
-
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")  # what a spreadsheet reads as a formula (OWASP)
-
-
-def is_formula_like(value) -> bool:
-    return isinstance(value, str) and value.startswith(FORMULA_START)
-
-
-def _csv_value(value):
-    """A CSV cell; text a spreadsheet would run as a formula gets a leading apostrophe (OWASP)."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if is_formula_like(value):
-        return "'" + value
-    return value
-
-
-def _xlsx_bytes(export: Export) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
-    wb = Workbook()
-    wb.properties.creator = "qa-audio"
-    wb.properties.created = wb.properties.modified = FIXED_TIME
-    sheets = (
-        ("by " + export.about["by"], export.group_columns(), export.groups),
-        ("calls", export.call_columns(), export.calls),
-    )
-    for index, (title, columns, rows) in enumerate(sheets):
-        ws = wb.active if index == 0 else wb.create_sheet()
-        ws.title = title
-        ws.append(columns)
-        for cell in ws[1]:
-            cell.font = Font(bold=True)
-        for row in rows:
-            ws.append([_xlsx_value(row.get(c)) for c in columns])
-            for cell in ws[ws.max_row]:
-                if is_formula_like(cell.value):  # text, shown as typed: never a live formula
-                    cell.data_type = "s"
-                    cell.quotePrefix = True
-        for i, column in enumerate(columns, start=1):
-            width = max([len(str(column))] + [_display_len(row.get(column)) for row in rows])
-            ws.column_dimensions[get_column_letter(i)].width = min(60, width + 2)
-            if column in ("pass_rate", "reviewed_share"):
-                for cell in ws[get_column_letter(i)][1:]:
-                    cell.number_format = "0.0%"
-            if column == "call_time":
-                for cell in ws[get_column_letter(i)][1:]:
-                    cell.number_format = "yyyy-mm-dd hh:mm:ss"
-        ws.freeze_panes = "A2"
-        ws.page_setup.orientation = "landscape"  # printed or rendered to PDF: all columns on one page
-        ws.sheet_properties.pageSetUpPr.fitToPage = True
-        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
-    about = wb.create_sheet("about")
-    for key, value in export.about.items():
-        about.append([key, ", ".join(value) if isinstance(value, list) else value])
-        for cell in about[about.max_row]:
-            if is_formula_like(cell.value):
-                cell.data_type = "s"
-                cell.quotePrefix = True
-    about.column_dimensions["A"].width = 26
-    about.column_dimensions["B"].width = 70
-    raw = io.BytesIO()
-    wb.save(raw)
-    return _fixed_zip(raw.getvalue())
-
-
-def _xlsx_value(value):
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", value):
-        return datetime.fromisoformat(value)  # a real date cell
-    return value
-
-
-def _display_len(value) -> int:
-    text = "" if value is None else str(value)
-    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
-
-
-def _fixed_zip(data: bytes) -> bytes:
-    """Rewrite the xlsx zip with fixed entry times, so equal content gives equal bytes."""
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            fixed.external_attr = info.external_attr
-            content = src.read(info.filename)
-            if info.filename == "docProps/core.xml":  # openpyxl stamps the save time here
-                content = re.sub(
-                    rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)", rb"\g<1>2000-01-01T00:00:00Z\g<2>", content
-                )
-            dst.writestr(fixed, content)
-    return out.getvalue()

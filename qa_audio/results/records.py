@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from qa_audio.config import ScoreSettings
-from qa_audio.judge.score import Score, score_findings
+from qa_audio.config import ScoreSection, ScoreSettings
+from qa_audio.judge.score import Score, SectionScore, score_findings
 from qa_audio.speech.words import Utterance
 
 DECISIONS = ("confirm", "overturn")
@@ -43,7 +43,7 @@ class Review:
 
 
 _FINDING_KEYS = frozenset({"rule", "passed", "deduction", "evidence", "status", "title", "severity", "weight",
-                           "redline", "low_confidence", "detail", "enabled", "review"})
+                           "redline", "low_confidence", "detail", "enabled", "review", "title_en", "section"})
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,21 @@ class FindingRecord:
     evidence: tuple[Mapping[str, Any], ...] = ()   # the contract's evidence items, as stored
     review: Review | None = None
     checker_status: str | None = None              # the checker's own status (set by :meth:`decided`)
+    title_en: str = ""
+    section: str | None = None                     # its scorecard section (None: the rulebook has none)
     extra: Mapping[str, Any] = field(default_factory=dict)   # keys a newer writer added
 
     @property
     def passed(self) -> bool | None:
         return None if self.status == "n/a" else self.status == "pass"
+
+    @property
+    def rule_id(self) -> str:
+        return self.rule
+
+    @property
+    def scored(self) -> bool:
+        return self.enabled
 
     @property
     def original_status(self) -> str:
@@ -95,7 +105,8 @@ class FindingRecord:
     def to_dict(self) -> dict:
         out = {"rule": self.rule, "passed": self.passed, "deduction": self.deduction,
                "evidence": [dict(e) for e in self.evidence], "status": self.status, "title": self.title,
-               "severity": self.severity, "weight": self.weight, "redline": self.redline,
+               "title_en": self.title_en, "section": self.section, "severity": self.severity, "weight": self.weight,
+               "redline": self.redline,
                "low_confidence": self.low_confidence, "detail": self.detail, "enabled": self.enabled,
                **self.extra}
         if self.review is not None:
@@ -112,11 +123,12 @@ class FindingRecord:
                    bool(data.get("enabled", True)), bool(data.get("redline")), bool(data.get("low_confidence")),
                    str(data.get("title") or ""), str(data.get("severity") or ""), str(data.get("detail") or ""),
                    tuple(data.get("evidence") or ()), Review.from_dict(review) if review else None,
+                   title_en=str(data.get("title_en") or ""), section=data.get("section") or None,
                    extra={k: v for k, v in data.items() if k not in _FINDING_KEYS})
 
 
 _RESULT_KEYS = frozenset({"call_id", "score", "verdict", "audio", "timing", "findings", "transcript", "versions",
-                          "settings", "verdict_reason", "error"})
+                          "settings", "verdict_reason", "error", "sections"})
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,7 @@ class StoredResult:
     settings: Mapping[str, Any]
     verdict_reason: str | None = None
     error: str | None = None
+    sections: tuple[SectionScore, ...] = ()       # the checker's score per scorecard section
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -146,10 +159,12 @@ class StoredResult:
 
     @property
     def score_settings(self) -> ScoreSettings:
-        """The pass mark and red-line score this result was scored with."""
+        """The pass mark, red-line score and scorecard sections this result was scored with."""
         scoring = self.settings.get("scoring", {})
+        sections = tuple(ScoreSection(str(s["id"]), str(s.get("title") or s["id"]), str(s.get("title_en") or ""),
+                                      float(s["weight"])) for s in scoring.get("sections") or ())
         return ScoreSettings(pass_score=float(scoring.get("pass_score", 85.0)),
-                             redline_score=float(scoring.get("redline_score", 0.0)))
+                             redline_score=float(scoring.get("redline_score", 0.0)), sections=sections)
 
     def finding(self, rule: str) -> FindingRecord | None:
         return next((f for f in self.findings if f.rule == rule), None)
@@ -164,6 +179,11 @@ class StoredResult:
             return None
         return score_findings(self.decided(reviews), self.score_settings)
 
+    def final_sections(self, reviews: Mapping[str, Review]) -> tuple[SectionScore, ...]:
+        """The score per section after review (the checker's own when nobody reviewed; none, unscorable)."""
+        final = self.final(reviews)
+        return final.sections if final is not None else self.sections
+
     def to_dict(self) -> dict:
         out: dict = {"call_id": self.call_id, "score": self.score, "verdict": self.verdict, "audio": dict(self.audio),
                      "timing": dict(self.timing), "findings": [f.to_dict() for f in self.findings],
@@ -173,6 +193,8 @@ class StoredResult:
             out["verdict_reason"] = self.verdict_reason
         if self.error is not None:
             out["error"] = self.error
+        if self.sections or "sections" in self.settings.get("scoring", {}):
+            out["sections"] = [s.to_dict() for s in self.sections]
         out.update(self.extra)
         return out
 
@@ -184,7 +206,16 @@ class StoredResult:
                    tuple(FindingRecord.from_dict(f) for f in data.get("findings") or ()),
                    tuple(Utterance.from_dict(u) for u in data.get("transcript") or ()),
                    data.get("versions") or {}, data.get("settings") or {}, data.get("verdict_reason"),
-                   data.get("error"), {k: v for k, v in data.items() if k not in _RESULT_KEYS})
+                   data.get("error"), tuple(_section_score(s) for s in data.get("sections") or ()),
+                   {k: v for k, v in data.items() if k not in _RESULT_KEYS})
+
+
+def _section_score(data: Mapping[str, Any]) -> SectionScore:
+    score = data.get("score")
+    return SectionScore(str(data["id"]), str(data.get("title") or data["id"]), str(data.get("title_en") or ""),
+                        float(data.get("weight") or 0.0), float(data.get("lost") or 0.0),
+                        None if score is None else float(score), tuple(data.get("rules") or ()),
+                        tuple(data.get("failed") or ()))
 
 
 APPEAL_STATUSES = ("open", "upheld", "overturned")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from qa_audio.config import PrivacySettings
 from qa_audio.errors import QAError
+from qa_audio.i18n import N_
 from qa_audio.results.access import Scope, User
 from qa_audio.results.privacy import Redactor
 from qa_audio.results.records import DECISIONS, Appeal, Review, StoredResult
@@ -45,22 +46,24 @@ def review_finding(store: Store, call: StoredCall, rule: str, *, decision: str, 
     Personal numbers in the reason (a supervisor quoting the customer) are masked before it is stored.
     """
     if decision not in DECISIONS:
-        raise ReviewError(f"decision must be confirm or overturn, got {decision!r}")
+        raise ReviewError.of(N_("decision must be confirm or overturn, got %(decision)r"), decision=decision)
     if not reason or not reason.strip():
-        raise ReviewError("a review needs a reason")
+        raise ReviewError.of(N_("a review needs a reason"))
     if call.result is None or call.result_id is None:
-        raise ReviewError(f"{call.call_id}: no result to review")
+        raise ReviewError.of(N_("%(call)s: no result to review"), call=call.call_id)
     finding = call.result.finding(rule)
     if finding is None:
-        raise ReviewError(f"{call.call_id}: no finding for rule {rule!r}")
+        raise ReviewError.of(N_("%(call)s: no finding for rule %(rule)r"), call=call.call_id, rule=rule)
     if finding.status == "n/a":
-        raise ReviewError(f"{call.call_id}: {rule} did not apply to this call (n/a); nothing to review")
+        raise ReviewError.of(N_("%(call)s: %(rule)s did not apply to this call (n/a); nothing to review"),
+                             call=call.call_id, rule=rule)
     for appeal in store.appeals(result_id=call.result_id):
         if appeal.rule == rule and appeal.open:
-            raise ReviewError(f"{call.call_id}: {rule} is under appeal (申诉 #{appeal.id}); rule on the appeal instead")
+            raise ReviewError.of(N_("%(call)s: %(rule)s is under appeal (#%(appeal)s); rule on the appeal instead"),
+                                 call=call.call_id, rule=rule, appeal=appeal.id)
         if appeal.rule == rule:
-            raise ReviewError(f"{call.call_id}: {rule}: the appeal ruling ({appeal.status} by {appeal.ruled_by}) "
-                              f"is final")
+            raise ReviewError.of(N_("%(call)s: %(rule)s: the appeal ruling (%(status)s by %(ruled_by)s) is final"),
+                                 call=call.call_id, rule=rule, status=appeal.status, ruled_by=appeal.ruled_by)
     reason = Redactor(privacy).text(reason.strip()) or ""
     before_score, before_verdict = final_score(call.result, call.reviews)
     reviews = dict(call.reviews, **{rule: Review(decision, reason, reviewer)})
@@ -93,10 +96,10 @@ def review_labels(store: Store, *, scope: Scope | None = None, leave_out: Collec
 
 
 # --------------------------------------------------------------------------- spot-check queue
-QUEUE_KINDS = (("assigned", "Assigned to you"), ("fail", "Failing calls"),
-               ("review", "Low-confidence hits (verdict review)"),
-               ("unscorable", "Unscorable: no speech, or no agent speech (check the recording)"),
-               ("sample", "Calibration sample of passing calls"))
+QUEUE_KINDS = (("assigned", N_("Assigned to you")), ("fail", N_("Failing calls")),
+               ("review", N_("Low-confidence hits (verdict review)")),
+               ("unscorable", N_("Unscorable: no speech, or no agent speech (check the recording)")),
+               ("sample", N_("Calibration sample of passing calls")))
 
 
 def in_sample(audio_sha256: str, *, percent: float, seed: str) -> bool:
@@ -155,7 +158,7 @@ def spot_check_queue(store: Store, *, sample_percent: float, seed: str, user: Us
 def mark_checked(store: Store, call: StoredCall, *, reviewer: str) -> None:
     """The supervisor listened and leaves every finding as the checker found it."""
     if call.result is None or call.result_id is None:
-        raise ReviewError(f"{call.call_id}: no result to review")
+        raise ReviewError.of(N_("%(call)s: no result to review"), call=call.call_id)
     score, verdict = final_score(call.result, call.reviews)
     store.mark_checked(call_pk=call.pk, result_id=call.result_id, reviewer=reviewer, score=score, verdict=verdict)
 

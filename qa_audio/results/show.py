@@ -35,6 +35,15 @@ def finding_lines(findings: Iterable[FindingRecord], *, mask: Callable[[str], st
     return lines
 
 
+def section_line(sections) -> str | None:
+    """The scorecard on one line: each section's title, 0-100 score and points lost of its weight."""
+    if not sections:
+        return None
+    parts = [f"{s.title} {'n/a' if s.score is None else format(s.score, 'g')} (-{s.lost:g}/{s.weight:g})"
+             for s in sections]
+    return "scorecard  " + " · ".join(parts)
+
+
 def fmt_clock(value) -> str:
     if value is None:
         return "–"
@@ -104,6 +113,9 @@ def render_call(call: StoredCall, *, mask=None, mask_id=None) -> str:
              f"  {who}",
              f"  rulebook {r.versions.get('rulebook_name', '')} {r.versions['rulebook']}, "
              f"model {r.versions['model']}", ""]
+    card = section_line(r.sections)
+    if card:
+        lines[-1:] = [card, ""]
     t = r.timing
     inter = t["interruptions"]
     lines.append(f"timeline  (answered {t['answered']}, rings {t['rings']}, ring-to-answer "
@@ -128,6 +140,9 @@ def render_summary(result: StoredResult) -> str:
              f"  ({a['duration_s']:.1f} s, {a['channels']} ch, {a['sample_rate_hz']} Hz)"]
     if result.unscorable:
         lines.append(f"  unscorable: {result.verdict_reason or ''}")
+    card = section_line(result.sections)
+    if card:
+        lines.append("  " + card)
     inter = t["interruptions"]
     lines.append(f"  timing: answered {t['answered']}, rings {t['rings']}, ring-to-answer "
                  f"{'–' if t['ring_to_answer_s'] is None else format(t['ring_to_answer_s'], '.1f') + ' s'}, "

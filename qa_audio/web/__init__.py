@@ -25,12 +25,15 @@ stay out of URLs and logs; transcripts are masked (PRV-1) as everywhere else.
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 from qa_audio.config import Config
 from qa_audio.errors import StoreError
-from qa_audio.web import admin, appeals, auth, calibration, pages, views
+from qa_audio.i18n import CATALOGUES, DOMAIN
+from qa_audio.web import admin, appeals, auth, calibration, dashboard, labels, pages, views
 from qa_audio.web.state import ReviewState, close_store
 
 
@@ -47,7 +50,11 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
     app.jinja_env.autoescape = True
     app.jinja_env.filters["num"] = lambda value: "–" if value is None else f"{value:g}"
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
-    app.context_processor(lambda: {"user": g.get("user")})
+    from flask_babel import Babel
+
+    Babel(app, locale_selector=labels.locale, default_translation_directories=str(CATALOGUES),
+          default_domain=DOMAIN)
+    app.context_processor(lambda: {"user": g.get("user"), **labels.template_globals()})
     app.extensions["qa_audio"] = ReviewState.open(db, config)
     app.teardown_appcontext(close_store)
     app.after_request(_headers)
@@ -56,6 +63,7 @@ def create_app(db: str | Path, config: Config, *, secret_key: bytes | None = Non
     app.register_blueprint(appeals.bp)
     app.register_blueprint(calibration.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(dashboard.bp)
     _error_pages(app)
     return app
 
@@ -81,7 +89,7 @@ def _error_pages(app) -> None:
     @app.errorhandler(409)
     @app.errorhandler(413)
     def _error(exc):
-        return render_template("error.html", code=exc.code, message=exc.description), exc.code
+        return render_template("error.html", code=exc.code, message=labels.http_message(exc)), exc.code
 
     @app.errorhandler(StoreError)
     def _store_error(exc):
@@ -95,40 +103,76 @@ def _error_pages(app) -> None:
             return _error(exc)
         # the log names the kind of failure and the route, never the message (it may hold a path or a name)
         app.logger.error("internal error %s in %s", type(exc).__name__, request.endpoint)
-        return render_template("error.html", code=500, message="internal error; see the server log"), 500
+        from flask_babel import gettext as _
+
+        return render_template("error.html", code=500, message=_("internal error; see the server log")), 500
 
 
-def make_server(db: str | Path, config: Config, *, host: str = "127.0.0.1", port: int = 8080, log=None):
-    """A threaded WSGI server for the review page (port 0: any free port); its log has method, path, status only."""
+class ReviewServer:
+    """The review page on waitress, a production WSGI server (threads, no development server): bind with
+    :func:`make_server`, then :meth:`serve_forever` until :meth:`shutdown` (from another thread) or Ctrl-C."""
+
+    def __init__(self, app, *, host: str, port: int, threads: int, trusted_proxy: str | None, log):
+        from waitress.server import create_server
+
+        self.app = app
+        options: dict = {"host": host, "port": port, "threads": threads, "ident": "qa-audio",
+                         "expose_tracebacks": False, "max_request_body_size": 1024 * 1024}
+        if trusted_proxy:     # behind a reverse proxy: its X-Forwarded-* headers say the scheme and client
+            options.update(trusted_proxy=trusted_proxy, trusted_proxy_count=1, clear_untrusted_proxy_headers=True,
+                           trusted_proxy_headers={"x-forwarded-proto", "x-forwarded-for", "x-forwarded-host"})
+        self._server = create_server(_AccessLog(app, log), **options)
+        self.server_port = int(self._server.effective_port)
+        self.threads = threads
+
+    def serve_forever(self) -> None:
+        self._server.run()
+
+    def shutdown(self) -> None:
+        self._server.close()
+
+    def server_close(self) -> None:
+        self._server.close()
+
+
+class _AccessLog:
+    """One line per request: time, method, path (never a query string), status."""
+
+    def __init__(self, app, log):
+        self.app, self.log = app, log
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        def logged(status, headers, exc_info=None):
+            stamp = time.strftime("%d/%b/%Y %H:%M:%S")
+            with self._lock:
+                self.log.write(f"[{stamp}] {environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO', '')} "
+                               f"{status.split(' ', 1)[0]}\n")
+                self.log.flush()
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, logged)
+
+
+def make_server(db: str | Path, config: Config, *, host: str = "127.0.0.1", port: int = 8080, log=None,
+                threads: int | None = None, trusted_proxy: str | None = None) -> ReviewServer:
+    """The review page's server, bound (port 0: any free port); its log has method, path, status only."""
     import sys
 
-    from werkzeug.serving import WSGIRequestHandler
-    from werkzeug.serving import make_server as _make_server
-
-    log = log or sys.stderr
-
-    class Handler(WSGIRequestHandler):
-        def log_request(self, code="-", size="-"):
-            path = self.path.split("?", 1)[0]              # never a query string in the log
-            log.write(f"{self.log_date_time_string()} {self.command} {path} {code}\n")
-            log.flush()
-
-        def log_message(self, format, *args):
-            pass
-
     app = create_app(db, config)
-    server = _make_server(host, port, app, threaded=True, request_handler=Handler)
-    server.app = app
-    return server
+    return ReviewServer(app, host=host, port=port, threads=threads or config.review.threads,
+                        trusted_proxy=trusted_proxy, log=log or sys.stderr)
 
 
-def serve(db: str | Path, config: Config, *, host: str = "127.0.0.1", port: int = 8080, log=None) -> None:
+def serve(db: str | Path, config: Config, *, host: str = "127.0.0.1", port: int = 8080, log=None,
+          threads: int | None = None, trusted_proxy: str | None = None) -> None:
     """Run the review page until interrupted."""
     import sys
 
     log = log or sys.stderr
-    server = make_server(db, config, host=host, port=port, log=log)
-    log.write(f"qa-audio review page on http://{host}:{server.server_port}/  (Ctrl-C stops)\n")
+    server = make_server(db, config, host=host, port=port, log=log, threads=threads, trusted_proxy=trusted_proxy)
+    log.write(f"qa-audio review page on http://{host}:{server.server_port}/  (waitress, {server.threads} threads; "
+              f"Ctrl-C stops)\n")
     log.flush()
     try:
         server.serve_forever()

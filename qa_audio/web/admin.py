@@ -6,10 +6,13 @@ import tempfile
 from pathlib import Path
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
 
 from qa_audio.errors import QAError
 from qa_audio.results.access import ROLES, check_user_fields
-from qa_audio.results.export import build_export, parse_period, write_export
+from qa_audio.results.export import build_export, parse_period
+from qa_audio.results.sheets import write_export
+from qa_audio.web.labels import language
 from qa_audio.web.state import admins_only, store, user
 from qa_audio.web.views import cause
 
@@ -35,7 +38,7 @@ def export_page():
         return redirect(url_for("admin.export_page"))
     with tempfile.TemporaryDirectory(prefix="qa-audio-export-") as tmp:
         path = Path(tmp) / f"qa-audio-{period.label}-by-{by}.{fmt}"
-        write_export(export, path, fmt=fmt)
+        write_export(export, path, fmt=fmt, language=language())
         data = path.read_bytes()
     store().log_action(actor=user().name, action="export", reason=f"{period.label} by {by} ({len(export.calls)} calls)")
     resp = send_file(io.BytesIO(data), mimetype=MIME[fmt], as_attachment=True,
@@ -59,7 +62,7 @@ def change_user(name: str):
     action = request.form.get("action", "")
     if action in ("disable", "enable"):
         if name == user().name and action == "disable":
-            flash("you cannot disable your own account")
+            flash(_("you cannot disable your own account"))
         else:
             store().set_active(name, action == "enable")
             store().log_action(actor=user().name, action=f"user:{action}", reason=name)
@@ -73,7 +76,7 @@ def change_user(name: str):
             flash(cause(exc))
             return redirect(url_for("admin.users"))
         if name == user().name and role != "admin":
-            flash("you cannot take away your own admin role")
+            flash(_("you cannot take away your own admin role"))
             return redirect(url_for("admin.users"))
         store().set_role(name, role=role, teams=teams if role == "supervisor" else [],
                          agent_id=agent_id if role == "agent" else None)

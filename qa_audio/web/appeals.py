@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from qa_audio.errors import QAError
+from qa_audio.i18n import Message
 from qa_audio.results.appeals import appeal_deadline, appealable, decide_appeal, file_appeal
 from qa_audio.results.records import APPEAL_STATUSES, Appeal
 from qa_audio.results.store import StoredCall
@@ -23,7 +25,7 @@ class FindingAppeal:
 
     appeal: Appeal | None
     can_appeal: bool            # this user (the call's agent) may appeal it now
-    why_not: str | None         # why the agent cannot (shown to them)
+    why_not: Message | None     # why the agent cannot (shown to them)
     can_rule: bool              # this user (a supervisor) may rule on the open appeal
 
 
@@ -55,13 +57,13 @@ def assignees(call: StoredCall) -> list[str]:
 @bp.post("/calls/<int:pk>/appeal")
 def appeal(pk: int):
     if not user().is_agent:
-        abort(403, "appeals are filed by the call's agent")
+        abort(403, _("appeals are filed by the call's agent"))
     call = call_or_404(pk)
     rule = request.form.get("rule", "")
     try:
         number = file_appeal(store(), call, rule, agent=user(), reason=request.form.get("reason", ""),
                              appeal_days=state().config.review.appeal_days, privacy=state().config.privacy)
-        flash(f"申诉 #{number} 已提交 · appeal #{number} filed: a supervisor will rule on it", "ok")
+        flash(_("appeal #%(number)s filed: a supervisor will rule on it", number=number), "ok")
     except QAError as exc:
         flash(cause(exc))
     return redirect(url_for("review.call_page", pk=pk) + f"#finding-{rule}")
@@ -90,7 +92,7 @@ def assign(pk: int):
     call = call_or_404(pk)
     to = request.form.get("to", "").strip() or None
     if to is not None and to not in assignees(call):
-        flash(f"{to} cannot review this call (not an active supervisor of its team)")
+        flash(_("%(name)s cannot review this call (not an active supervisor of its team)", name=to))
     else:
         store().assign(call_pk=pk, to=to, by=user().name)
     return redirect(url_for("review.call_page", pk=pk))

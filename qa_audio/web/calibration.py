@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from qa_audio.errors import QAError
 from qa_audio.results.calibration import (
@@ -122,7 +123,7 @@ def hand_in(sid: int, pk: int):
 def labels(sid: int):
     s = _session_or_404(sid)
     if not may_see_figures(s, user()):
-        abort(403, "hand in every call of the session first")
+        abort(403, _("hand in every call of the session first"))
     resp = current_app.response_class(json.dumps(calibration_labels(store(), s), ensure_ascii=False, indent=1),
                                       mimetype="application/json")
     resp.headers["Content-Disposition"] = f"attachment; filename=calibration-{sid}-labels.json"

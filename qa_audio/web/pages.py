@@ -17,6 +17,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 
 from qa_audio.errors import QAError, StoreError
 from qa_audio.results.review import (
@@ -125,7 +126,8 @@ def call_page(pk: int):
     return render_template("call.html", call=call, result=result, meta=call.metadata, score=score,
                            verdict=verdict, findings=findings, transcript=transcript, audit=audit,
                            timeline=timeline(call), next_pk=next_pk if next_pk != pk else None,
-                           fmt=fmt_clock, appeals=appeals_view(call), assignees=assignees(call))
+                           fmt=fmt_clock, appeals=appeals_view(call), assignees=assignees(call),
+                           sections=result.final_sections(call.reviews))
 
 @bp.get("/calls/<int:pk>/audio")
 def audio(pk: int):
@@ -149,7 +151,7 @@ def review(pk: int):
     reviewers_only()
     call = call_or_404(pk)
     if blind_session(pk) is not None:
-        abort(409, "hand in your calibration decisions on this call first")
+        abort(409, _("hand in your calibration decisions on this call first"))
     try:
         review_finding(store(), call, request.form.get("rule", ""), decision=request.form.get("decision", ""),
                        reason=request.form.get("reason", ""), reviewer=user().name, privacy=state().config.privacy)

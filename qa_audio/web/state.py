@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import abort, current_app, g
+from flask_babel import gettext as _
 
 from qa_audio.config import Config
 from qa_audio.results.access import User
@@ -104,9 +105,9 @@ def call_or_404(pk: int) -> StoredCall:
 def reviewers_only() -> None:
     """Supervisors' and admins' routes: an agent gets 403."""
     if not user().reviews:
-        abort(403, "supervisors only: agents see and appeal their own calls")
+        abort(403, _("supervisors only: agents see and appeal their own calls"))
 
 
 def admins_only() -> None:
     if not user().is_admin:
-        abort(403, "admins only")
+        abort(403, _("admins only"))

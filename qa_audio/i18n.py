@@ -1,0 +1,79 @@
+"""Languages and translation catalogues: what a person reads is Simplified Chinese first, English second.
+
+The messages are English in the code and the templates (marked with ``_()``, ``N_()`` or ``{% trans %}``)
+and translated through gettext catalogues, ``qa_audio/translations/<locale>/LC_MESSAGES/messages.po`` (``zh_Hans_CN``),
+compiled to ``.mo`` beside them (``scripts/translations.py`` extracts, updates and compiles them).
+The review page reads them through Flask-Babel; the HR export and error messages through :func:`gettext`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from qa_audio.errors import QAError
+
+LANGUAGES = ("zh-CN", "en")                  # as configured (review.language) and offered on the page
+DEFAULT_LANGUAGE = "zh-CN"
+LANGUAGE_NAMES = {"zh-CN": "简体中文", "en": "English"}
+CATALOGUES = Path(__file__).resolve().parent / "translations"
+DOMAIN = "messages"
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalogue without translating it here (it is translated where it is shown)."""
+    return message
+
+
+def locale_of(language: str) -> str:
+    """The catalogue locale of a language tag, as Babel names it (``zh-CN`` → ``zh_Hans_CN``)."""
+    from babel import Locale
+
+    if language not in LANGUAGES:
+        raise QAError(f"language {language!r}: expected one of {', '.join(LANGUAGES)}")
+    return str(Locale.parse(language.replace("-", "_")))
+
+
+@cache
+def translations(language: str):
+    """The compiled catalogue of ``language`` (English: the messages as written)."""
+    from babel.support import NullTranslations, Translations
+
+    if language == "en":
+        return NullTranslations()
+    return Translations.load(str(CATALOGUES), [locale_of(language)], DOMAIN)
+
+
+def gettext(language: str, message: str, **params: object) -> str:
+    """``message`` in ``language``, with ``params`` put in (``%(name)s``)."""
+    text = translations(language).gettext(message)
+    return text % params if params else text
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message with its values, kept apart until it is shown in someone's language."""
+
+    template: str
+    params: dict[str, object] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.template % self.params if self.params else self.template
+
+    def shown(self, language: str) -> str:
+        return render(self.template, self.params, language)
+
+
+def render(template: str, params: dict[str, object] | None, language: str) -> str:
+    """A template and its values in ``language``; values that are messages themselves are translated too."""
+    values = {k: (v.shown(language) if isinstance(v, Message) else v) for k, v in (params or {}).items()}
+    text = translations(language).gettext(template)
+    return text % values if values else text
+
+
+def error_text(exc: BaseException, language: str) -> str:
+    """An error as its reader should see it: translated when it was raised with ``QAError.of``."""
+    template = getattr(exc, "template", None)
+    if template is None:
+        return str(exc)
+    return render(template, getattr(exc, "params", None), language)
