@@ -50,23 +50,59 @@ def gettext(language: str, message: str, **params: object) -> str:
     return text % params if params else text
 
 
+SEPARATOR = N_("; ")             # between the parts of a list of messages
+
+
 @dataclass(frozen=True)
 class Message:
-    """A message with its values, kept apart until it is shown in someone's language."""
+    """A message with its values, kept apart until it is shown in someone's language. A value may be a
+    message itself, or a list of messages (shown joined by :data:`SEPARATOR`)."""
 
     template: str
     params: dict[str, object] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        return self.template % self.params if self.params else self.template
+        return render(self.template, self.params, "en")
 
     def shown(self, language: str) -> str:
         return render(self.template, self.params, language)
 
+    def to_dict(self) -> dict:
+        """The stored form (the JSON edge): ``{"template", "params"}``, nested messages alike."""
+        return {"template": self.template, "params": {k: _stored(v) for k, v in self.params.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Message:
+        return cls(str(data["template"]), {str(k): _loaded(v) for k, v in (data.get("params") or {}).items()})
+
+
+def _stored(value: object) -> object:
+    if isinstance(value, Message):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_stored(v) for v in value]
+    return value
+
+
+def _loaded(value: object) -> object:
+    if isinstance(value, dict) and "template" in value:
+        return Message.from_dict(value)
+    if isinstance(value, list):
+        return [_loaded(v) for v in value]
+    return value
+
 
 def render(template: str, params: dict[str, object] | None, language: str) -> str:
-    """A template and its values in ``language``; values that are messages themselves are translated too."""
-    values = {k: (v.shown(language) if isinstance(v, Message) else v) for k, v in (params or {}).items()}
+    """A template and its values in ``language``; values that are messages (or lists of them) are
+    translated too."""
+    def shown(value: object) -> object:
+        if isinstance(value, Message):
+            return value.shown(language)
+        if isinstance(value, (list, tuple)):
+            return translations(language).gettext(SEPARATOR).join(str(shown(v)) for v in value)
+        return value
+
+    values = {k: shown(v) for k, v in (params or {}).items()}
     text = translations(language).gettext(template)
     return text % values if values else text
 

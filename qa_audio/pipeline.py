@@ -20,6 +20,7 @@ from qa_audio.judge.analysis import Acoustics, Analysis
 from qa_audio.judge.recheck import AudioChecker, Check, Examined, context_window, heard_exactly
 from qa_audio.judge.recheck import apply as apply_checks
 from qa_audio.judge.recheck import plan as recheck_plan
+from qa_audio.judge.roles import decide_roles, swap_roles
 from qa_audio.judge.rules import Finding, PhraseMatcher, evaluate, hold_cues
 from qa_audio.judge.score import Score, score_findings, unscorable
 from qa_audio.judge.timing import Timing, analyze_timing, speaking_rates
@@ -165,10 +166,16 @@ class Scorer:
                                                  rate_hz=audio.rate_hz, channel=role, settings=c.model,
                                                  normalizer=self.normalizer)
         utterances.sort(key=lambda u: u.start_s)
+        transcript = tuple(utterances)
+        roles = decide_roles(sound, transcript, matcher=self.matcher, settings=c.channels)
+        if roles is not None and roles.how == "swapped":
+            sound, transcript = swap_roles(sound, transcript)
         audio_block = {"path": audio.path, "duration_s": round(audio.duration_s, 3),
                        "sample_rate_hz": audio.source_rate_hz, "channels": audio.source_channels,
                        "codec": audio.codec}
-        return Analysis(audio_block, sound, tuple(utterances), self.model_name, analysis_key(c), stage)
+        if roles is not None:
+            audio_block["roles"] = roles.to_dict()
+        return Analysis(audio_block, sound, transcript, self.model_name, analysis_key(c), stage)
 
     def score_audio(self, audio: Audio) -> CallResult:
         return self.judge(self.recheck(self.analyze(audio), audio))
@@ -261,9 +268,15 @@ class Scorer:
                 findings = apply_checks(findings, analysis.checks)
             silent = no_speech(analysis.acoustics, utterances)
             score = unscorable(silent, c.scoring) if silent else score_findings(findings, c.scoring)
+            if (analysis.audio.get("roles") or {}).get("how") == "doubtful" and score.verdict in ("pass", "fail"):
+                score = dataclasses.replace(score, verdict="review", reason=ROLES_DOUBTFUL)
         return CallResult(Path(analysis.audio["path"]).stem, dict(analysis.audio), timing, tuple(findings),
                           tuple(utterances), score, self.versions(model=analysis.model), self.settings_record(),
                           stage)
+
+
+ROLES_DOUBTFUL = N_("which channel is the agent's is doubtful (the customer's side says more of what agents "
+                    "say): a supervisor should listen")
 
 
 def no_speech(acoustics: Acoustics, utterances: list[Utterance]) -> str | None:

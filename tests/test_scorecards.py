@@ -163,6 +163,8 @@ def test_errors_and_the_scorecard_show_in_the_readers_language(store_db, config)
     card = re.search(r'<div class="card" id="scorecard">.*?</table>', page, re.S).group(0)
     assert "开场" in card and "44.4" in card and "25 / 45" in card and 'href="#finding-GRT-1"' in card
     assert "开场问候须报机构名称和工号" in page                                   # the rule's Chinese title
+    grt1 = re.search(r'id="finding-GRT-1".*?<div class="muted">([^<]+)</div>', page, re.S).group(1)
+    assert "接听后 10 秒内" in grt1 and "未找到" in grt1 and "missing" not in grt1   # why it failed, in Chinese
     csrf = _token(client, f"/calls/{pk}")
     resp = client.post(f"/calls/{pk}/review", data={"rule": "GRT-1", "decision": "overturn", "csrf": csrf,
                                                     "reason": " "})

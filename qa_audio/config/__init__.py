@@ -122,7 +122,7 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None) -
     root, files = _load_tree(path)
     top = _Section(path, root, "")
     settings = load_settings(top, profile=profile)
-    book = load_rulebook(top, root)
+    book = load_rulebook(top, root, extra_lexicons=tuple(n for n, _ in settings.channels.agent_evidence))
     top.check_unknown()
     _check_sections(path, settings.scoring, book.rules)
 

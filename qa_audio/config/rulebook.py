@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qa_audio.config.metrics import METRICS, REGISTRY
+from qa_audio.config.parts import Anchor, Around, Condition, MetricCheck, RepeatBack, Window
 from qa_audio.config.regex import compile_safe_regex
 from qa_audio.config.source import _Node, _Section
 from qa_audio.errors import ConfigError
@@ -19,94 +20,6 @@ WINDOW_FROM = ("answer", "call", "end")
 TURNS = ("first", "last")
 EVENTS = ("hold",)
 SIDES = ("before", "after")
-
-
-@dataclass(frozen=True)
-class Window:
-    """Where a rule looks: seconds from answer, call start or before the end; or the first/last N turns."""
-
-    start: str = "call"
-    within_s: float | None = None
-    turns: str | None = None
-    n: int | None = None
-    skip_first: int = 0
-
-    def describe(self) -> str:
-        parts = []
-        if self.turns:
-            parts.append(f"the {self.turns} {self.n} turn(s)")
-            if self.skip_first:
-                parts.append(f"after the first {self.skip_first}")
-        if self.within_s is not None:
-            anchor = {"answer": "of answer", "call": "of call start", "end": "before the last speech"}[self.start]
-            parts.append(f"within {self.within_s:g} s {anchor}")
-        return " ".join(parts) or "the whole call"
-
-
-
-
-@dataclass(frozen=True)
-class MetricCheck:
-    """A threshold on a timing metric: fail when the value is above ``max``, below ``min`` or not ``equals``."""
-
-    name: str
-    min: float | None = None
-    max: float | None = None
-    equals: str | None = None
-
-    def describe(self) -> str:
-        bounds = [f"≥ {self.min:g}" if self.min is not None else "", f"≤ {self.max:g}" if self.max is not None else "",
-                  f"= {self.equals}" if self.equals is not None else ""]
-        return f"{self.name} " + " and ".join(b for b in bounds if b)
-
-
-@dataclass(frozen=True)
-class Condition:
-    """When a rule applies: a timing metric above/below a bound, or a lexicon said by a party."""
-
-    metric: str | None = None
-    above: float | None = None
-    below: float | None = None
-    said: str | None = None          # lexicon name
-    role: str = "customer"
-
-    def describe(self) -> str:
-        if self.said:
-            return f"the {self.role if self.role != 'any' else 'anyone'} says something from {self.said}"
-        bounds = [f"> {self.above:g}" if self.above is not None else "", f"< {self.below:g}" if self.below is not None
-                  else ""]
-        return f"{self.metric} " + " and ".join(b for b in bounds if b)
-
-
-@dataclass(frozen=True)
-class Around:
-    """Judge a rule once per event (a hold): the role's last N turns before it, or the first N after it."""
-
-    event: str = "hold"
-    side: str = "before"
-    turns: int = 1
-    min_duration_s: float = 0.0
-
-    def describe(self) -> str:
-        which = "last" if self.side == "before" else "first"
-        longer = f" longer than {self.min_duration_s:g} s" if self.min_duration_s else ""
-        return f"the {which} {self.turns} turn(s) {self.side} each {self.event}{longer}"
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """Only hits after (or before) the first hit of another lexicon count."""
-
-    lexicon: str
-    role: str = "any"
-
-
-@dataclass(frozen=True)
-class RepeatBack:
-    """A later agent turn must share a run of ``min_digits`` digits with a number the customer gave."""
-
-    lexicon: str
-    min_digits: int = 4
 
 
 @dataclass(frozen=True)
@@ -419,8 +332,9 @@ class Rulebook:
     clients: dict[str, str]
 
 
-def load_rulebook(top: _Section, root: _Node) -> Rulebook:
-    """The ``rulebook``, ``rules``, ``lexicons``, ``clients`` and ``*_lexicon`` entries of a config."""
+def load_rulebook(top: _Section, root: _Node, *, extra_lexicons: tuple[str, ...] = ()) -> Rulebook:
+    """The ``rulebook``, ``rules``, ``lexicons``, ``clients`` and ``*_lexicon`` entries of a config, with
+    ``extra_lexicons`` (what the settings name, e.g. ``channels.agent_evidence``) loaded too."""
     path = top.path
     book = top.section("rulebook", required=True)
     name = book.get("name", str)
@@ -439,7 +353,7 @@ def load_rulebook(top: _Section, root: _Node) -> Rulebook:
     clients = _load_clients(top.section("clients"))
     special = {key: top.get(key, (str, type(None)), None)
                for key in ("hold_request_lexicon", "backchannel_lexicon", "asr_inventions_lexicon")}
-    names = {n for rule in rules for n in rule.lexicons} | {n for n in special.values() if n}
+    names = {n for rule in rules for n in rule.lexicons} | {n for n in special.values() if n} | set(extra_lexicons)
     lexicons = {}
     for lex_name in sorted(names):
         if not re.fullmatch(r"[a-z0-9_]+", lex_name):

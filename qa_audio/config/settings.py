@@ -19,8 +19,16 @@ class AudioSettings:
 
 @dataclass(frozen=True)
 class ChannelSettings:
+    """Which channel of a stereo recording carries which party, and whether the call itself may say otherwise."""
+
     agent: int = 0
     customer: int = 1
+    detect: bool = True                  # decide from the call's words which channel is the agent's
+    # what only an agent says, and how much each counts (a lexicon said anywhere on a channel counts once)
+    agent_evidence: tuple[tuple[str, float], ...] = (("organisation", 2.0), ("employee_id", 2.0),
+                                                     ("offer_help", 2.0), ("anything_else", 1.0),
+                                                     ("hold_request", 1.0), ("thanks_waiting", 1.0))
+    swap_margin: float = 2.0             # the other channel's evidence must beat the configured one's by this
 
 
 @dataclass(frozen=True)
@@ -272,7 +280,7 @@ class Settings:
 
 def load_settings(top: _Section, *, profile: str | None = None) -> Settings:
     """The settings sections of a config (``top``: its root), validated field by field."""
-    channels = _dataclass_from(top.section("channels"), ChannelSettings)
+    channels = _load_channels(top.section("channels"))
     if channels.agent == channels.customer:
         raise top.fail("channels", "agent and customer must be different channels")
     vad = _dataclass_from(top.section("vad"), VadSettings)
@@ -326,6 +334,19 @@ def _load_privacy(section: _Section) -> PrivacySettings:
     )
     section.check_unknown()
     return privacy
+
+
+def _load_channels(section: _Section) -> ChannelSettings:
+    """``channels:``: the configured roles, and the evidence that may swap them (lexicon → weight)."""
+    evidence = ChannelSettings.agent_evidence
+    if section.has("agent_evidence"):
+        part = section.section("agent_evidence")
+        if not isinstance(part.node.value, dict) or not part.node.value:
+            raise section.fail("agent_evidence", "expected a mapping of lexicon name → weight")
+        evidence = tuple((str(name), float(part.get(str(name), (int, float), min_value=0, max_value=100)))
+                         for name in part.node.value)
+        part.check_unknown()
+    return _dataclass_from(section, ChannelSettings, agent_evidence=evidence)
 
 
 def _load_scoring(section: _Section) -> ScoreSettings:

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from qa_audio.config import RecheckSettings
+from qa_audio.i18n import N_, Message
 from qa_audio.speech.normalize import TextNormalizer
 from qa_audio.speech.words import Utterance
 
@@ -313,7 +314,8 @@ def apply(findings: list, checks: tuple[Check, ...]) -> list:
                         0.0,
                         False,
                         False,
-                        f"{f.detail}; then confirmed against the audio: {', '.join(sorted(confirmed))}",
+                        Message(N_("%(detail)s; then confirmed against the audio: %(lexicons)s"),
+                                {"detail": f.explanation, "lexicons": ", ".join(sorted(confirmed))}),
                         evidence + f.evidence,
                     )
                 )
@@ -323,7 +325,8 @@ def apply(findings: list, checks: tuple[Check, ...]) -> list:
                         f,
                         low_confidence=True,
                         evidence=evidence + f.evidence,
-                        detail=f"{f.detail}; the audio may hold {', '.join(sorted(undecided))}: listen before acting",
+                        explanation=Message(N_("%(detail)s; the audio may hold %(lexicons)s: listen before acting"),
+                                       {"detail": f.explanation, "lexicons": ", ".join(sorted(undecided))}),
                     )
                 )
             else:
@@ -339,7 +342,8 @@ def apply(findings: list, checks: tuple[Check, ...]) -> list:
                     f,
                     low_confidence=True,
                     evidence=f.evidence + evidence,
-                    detail=f"{f.detail}; not borne out by the audio (fuzzy hit(s)): listen before acting",
+                    explanation=Message(N_("%(detail)s; not borne out by the audio (fuzzy hit(s)): listen before "
+                                           "acting"), {"detail": f.explanation}),
                 )
             )
         else:
@@ -365,8 +369,8 @@ def _fuzzy_presence(f, mine: list[Check]):
     # the transcript holds something close: a failure, but one a supervisor should hear (verdict review)
     return _fail(
         rule,
-        f"{f.detail}; but the fuzzy hit of {', '.join(sorted(rejected))} is not borne out by the "
-        f"audio: listen before acting",
+        Message(N_("%(detail)s; but the fuzzy hit of %(lexicons)s is not borne out by the audio: listen before "
+                   "acting"), {"detail": f.explanation, "lexicons": ", ".join(sorted(rejected))}),
         notes + f.evidence,
         low_confidence=True,
     )

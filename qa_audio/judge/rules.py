@@ -18,6 +18,7 @@ from typing import Any
 
 from qa_audio.config import Condition, Config, Rule
 from qa_audio.config.metrics import measure
+from qa_audio.i18n import N_, Message
 from qa_audio.judge.matching import Hit, PhraseMatcher, Prepared, evidence_dict, join_words
 from qa_audio.judge.timing import Timing
 from qa_audio.speech.words import Utterance
@@ -35,8 +36,12 @@ class Finding:
     deduction: float
     redline: bool
     low_confidence: bool
-    detail: str
+    explanation: Message     # why, in words: English in the result's ``detail``, every language in ``detail_i18n``
     evidence: tuple[dict, ...] = field(default=())
+
+    @property
+    def detail(self) -> str:
+        return str(self.explanation)
 
     @property
     def passed(self) -> bool | None:
@@ -59,21 +64,28 @@ class Finding:
                 "evidence": list(self.evidence), "status": self.status, "title": self.rule.title,
                 "title_en": self.rule.title_en, "section": self.rule.section,
                 "severity": self.rule.severity, "weight": self.rule.weight, "redline": self.redline,
-                "low_confidence": self.low_confidence, "detail": self.detail, "enabled": self.rule.enabled}
+                "low_confidence": self.low_confidence, "detail": str(self.detail),
+                "detail_i18n": self.explanation.to_dict(), "enabled": self.rule.enabled}
 
 
-def _na(rule: Rule, detail: str) -> Finding:
+def _msg(template: str, **params: object) -> Message:
+    return Message(template, params)
+
+
+def _na(rule: Rule, detail: Message) -> Finding:
     return Finding(rule, "n/a", 0.0, False, False, detail)
 
 
-def _pass(rule: Rule, detail: str, evidence=()) -> Finding:
+def _pass(rule: Rule, detail: Message, evidence=()) -> Finding:
     return Finding(rule, "pass", 0.0, False, False, detail, tuple(evidence))
 
 
-def _fail(rule: Rule, detail: str, evidence=(), *, redline: bool = False, low_confidence: bool = False) -> Finding:
+def _fail(rule: Rule, detail: Message, evidence=(), *, redline: bool = False,
+          low_confidence: bool = False) -> Finding:
     """A failure; a disabled rule (``enabled: false``) is reported but deducts nothing."""
     if not rule.enabled:
-        return Finding(rule, "fail", 0.0, False, False, f"{detail} (rule disabled: not scored)", tuple(evidence))
+        return Finding(rule, "fail", 0.0, False, False, _msg(N_("%(detail)s (rule disabled: not scored)"),
+                                                              detail=detail), tuple(evidence))
     return Finding(rule, "fail", rule.weight, redline or rule.severity == "redline", low_confidence, detail,
                    tuple(evidence))
 
@@ -172,29 +184,27 @@ def _first_hit(preps: list[Prepared], lexicon: str, matcher: PhraseMatcher) -> H
 
 
 def _judge_present(
-    rule: Rule, found: dict[str, list[Hit]], scope: list[Prepared], where: str
-) -> tuple[bool, str, tuple[dict, ...]]:
+    rule: Rule, found: dict[str, list[Hit]], scope: list[Prepared], where: Message
+) -> tuple[bool, Message, tuple[dict, ...]]:
     if rule.all_of:
         missing = [n for n in rule.all_of if not found[n]]
-        ok, detail = (
-            not missing,
-            (
-                f"all of {', '.join(rule.all_of)} in {where}"
-                if not missing
-                else f"missing {', '.join(missing)} in {where}"
-            ),
-        )
+        ok = not missing
+        detail = (_msg(N_("all of %(lexicons)s in %(where)s"), lexicons=", ".join(rule.all_of), where=where) if ok
+                  else _msg(N_("missing %(lexicons)s in %(where)s"), lexicons=", ".join(missing), where=where))
     elif rule.n_of:
         have = [n for n in rule.n_of if found[n]]
         ok = len(have) >= rule.n_of_count
-        detail = f"{len(have)} of {', '.join(rule.n_of)} in {where} (needs {rule.n_of_count})"
+        detail = _msg(N_("%(have)s of %(lexicons)s in %(where)s (needs %(needs)s)"), have=len(have),
+                      lexicons=", ".join(rule.n_of), where=where, needs=rule.n_of_count)
     else:
         ok = any(found[n] for n in rule.any_of)
-        detail = f"{'found' if ok else 'missing'} {' / '.join(rule.any_of)} in {where}"
+        detail = _msg(N_("found %(lexicons)s in %(where)s") if ok else N_("missing %(lexicons)s in %(where)s"),
+                      lexicons=" / ".join(rule.any_of), where=where)
     if ok and rule.min_count > 1:
         count = len(_distinct([h for hits in found.values() for h in hits]))
         ok = count >= rule.min_count
-        detail += f"; {count} hit(s), needs {rule.min_count}"
+        detail = _msg(N_("%(detail)s; %(count)s hit(s), needs %(needs)s"), detail=detail, count=count,
+                      needs=rule.min_count)
     if ok:
         # per lexicon its first hit, an exact or homophone one before any fuzzy one: a pass rests on the
         # surest hit (and only a pass resting on fuzzy hits alone is re-checked against the audio)
@@ -204,21 +214,25 @@ def _judge_present(
     return False, detail, _utterance_evidence(scope, latest_first=rule.window.turns == "last")
 
 
-def _phrase_finding(rule: Rule, scope: list[Prepared], view: CallView, matcher: PhraseMatcher, where: str) -> Finding:
+def _phrase_finding(rule: Rule, scope: list[Prepared], view: CallView, matcher: PhraseMatcher,
+                    where: Message) -> Finding:
     anchors = _anchors(rule, view, matcher)
     found = _hits(rule, scope, anchors, matcher)
     if rule.expect == "absent":
         hits = _distinct([h for hits in found.values() for h in hits])
         if len(hits) <= rule.max_count:
-            allowed = f" ({len(hits)} allowed up to {rule.max_count})" if hits else ""
-            return _pass(rule, f"{len(hits)} hit(s) in {where}{allowed}" if hits
-                         else f"none of {', '.join(rule.phrase_lexicons)} in {where}")
+            return _pass(rule, _msg(N_("%(n)s hit(s) in %(where)s (allowed up to %(max)s)"), n=len(hits),
+                                    where=where, max=rule.max_count) if hits
+                         else _msg(N_("none of %(lexicons)s in %(where)s"), lexicons=", ".join(rule.phrase_lexicons),
+                                   where=where))
         redline = any(h.lexicon in rule.redline_lexicons for h in hits)
         lowconf = all(h.min_probability < matcher.settings.low_confidence for h in hits)
-        said = "; ".join(f"{h.matched!r} ~ {h.phrase!r} ({h.how})" for h in hits[:MAX_EVIDENCE])
-        return _fail(rule, f"said {said}", [h.evidence() for h in hits], redline=redline, low_confidence=lowconf)
+        said = [_msg(N_("%(matched)r ~ %(phrase)r (%(how)s)"), matched=h.matched, phrase=h.phrase, how=h.how)
+                for h in hits[:MAX_EVIDENCE]]
+        return _fail(rule, _msg(N_("said %(said)s"), said=said), [h.evidence() for h in hits], redline=redline,
+                     low_confidence=lowconf)
     if not scope:
-        return _fail(rule, f"no {rule.role} speech in {where}")
+        return _fail(rule, _msg(N_("no speech of the %(role)s in %(where)s"), role=_party(rule.role), where=where))
     after = anchors[0]  # a missing phrase is shown where it was due: after the anchor
     scope_shown = [p for p in scope if p.utterance.start_s >= after.start_s] if after else scope
     ok, detail, evidence = _judge_present(rule, found, scope_shown or scope, where)
@@ -235,8 +249,8 @@ def _per_hold(rule: Rule, view: CallView, matcher: PhraseMatcher) -> Finding:
         h for h in (view.timing.holds if view.timing is not None else ()) if h.end_s - h.start_s > around.min_duration_s
     ]
     if not holds:
-        longer = f" longer than {around.min_duration_s:g} s" if around.min_duration_s else ""
-        return _na(rule, f"no hold{longer} on this call")
+        return _na(rule, _msg(N_("no hold longer than %(s)s s on this call"), s=f"{around.min_duration_s:g}")
+                   if around.min_duration_s else _msg(N_("no hold on this call")))
     role = view.by_role(rule.role)
     failures: list[Finding] = []
     passes: list[Finding] = []
@@ -245,10 +259,10 @@ def _per_hold(rule: Rule, view: CallView, matcher: PhraseMatcher) -> Finding:
             scope = [p for p in role if p.utterance.end_s <= hold.start_s + EVENT_EDGE_S][-around.turns :]
         else:
             scope = [p for p in role if p.utterance.start_s >= hold.end_s - EVENT_EDGE_S][: around.turns]
-        where = (
-            f"the {rule.role}'s {'last' if around.side == 'before' else 'first'} {around.turns} turn(s) "
-            f"{around.side} the hold at {hold.start_s:.0f}-{hold.end_s:.0f} s"
-        )
+        where = _msg(N_("the last %(n)s turn(s) of the %(role)s before the hold at %(start)s-%(end)s s")
+                     if around.side == "before" else
+                     N_("the first %(n)s turn(s) of the %(role)s after the hold at %(start)s-%(end)s s"),
+                     n=around.turns, role=_party(rule.role), start=f"{hold.start_s:.0f}", end=f"{hold.end_s:.0f}")
         finding = _phrase_finding(rule, scope, view, matcher, where)
         if finding.status == "fail" and not scope:
             finding = Finding(
@@ -257,15 +271,17 @@ def _per_hold(rule: Rule, view: CallView, matcher: PhraseMatcher) -> Finding:
                 finding.deduction,
                 finding.redline,
                 False,
-                finding.detail,
+                finding.explanation,
                 (evidence_dict(hold.start_s, hold.end_s, "both", f"hold {hold.start_s:.0f}-{hold.end_s:.0f} s"),),
             )
         (failures if finding.status == "fail" else passes).append(finding)
     if not failures:
-        return _pass(rule, f"{len(holds)} hold(s): " + "; ".join(f.detail for f in passes),
+        return _pass(rule, _msg(N_("%(n)s hold(s): %(details)s"), n=len(holds),
+                                details=[f.explanation for f in passes]),
                      tuple(e for f in passes for e in f.evidence)[:MAX_EVIDENCE])
     first = failures[0]
-    detail = f"{len(failures)} of {len(holds)} hold(s) fail: " + "; ".join(f.detail for f in failures)
+    detail = _msg(N_("%(bad)s of %(n)s hold(s) fail: %(details)s"), bad=len(failures), n=len(holds),
+                  details=[f.explanation for f in failures])
     return _fail(
         rule,
         detail,
@@ -293,7 +309,7 @@ def _repeat_back(rule: Rule, view: CallView, matcher: PhraseMatcher) -> Finding:
     numbers = [(p, h, "".join(_DIGITS.findall(matcher.normalizer.display(h.matched)))) for p, h in hits]
     given = [(p, h, d) for p, h, d in numbers if len(d) >= spec.min_digits]
     if not given:
-        return _na(rule, f"the customer gave no number ({spec.lexicon})")
+        return _na(rule, _msg(N_("the customer gave no number (%(lexicon)s)"), lexicon=spec.lexicon))
     agent = view.by_role(rule.role)
     missed = []
     for prep, hit, digits in given:
@@ -301,11 +317,12 @@ def _repeat_back(rule: Rule, view: CallView, matcher: PhraseMatcher) -> Finding:
         if not any(_shared_digits(digits, said) >= spec.min_digits for said in later if said):
             missed.append((prep, hit, digits))
     if not missed:
-        return _pass(rule, f"the {rule.role} repeated back {len(given)} number(s) the customer gave")
-    detail = "; ".join(
-        f"no {rule.role} turn after {h.start_s:.0f} s repeats {spec.min_digits}+ digits of …{d[-spec.min_digits :]}"
-        for _, h, d in missed
-    )
+        return _pass(rule, _msg(N_("the %(role)s repeated back %(n)s number(s) the customer gave"),
+                                role=_party(rule.role), n=len(given)))
+    detail = _msg(N_("%(misses)s"), misses=[
+        _msg(N_("no turn of the %(role)s after %(at)s s repeats %(digits)s+ digits of …%(tail)s"),
+             role=_party(rule.role), at=f"{h.start_s:.0f}", digits=spec.min_digits, tail=d[-spec.min_digits:])
+        for _, h, d in missed])
     return _fail(rule, detail, [h.evidence() for _, h, _ in missed])
 
 
@@ -323,13 +340,14 @@ def _condition_met(cond: Condition, view: CallView, matcher: PhraseMatcher) -> b
 def evaluate_rule(rule: Rule, view: CallView, *, matcher: PhraseMatcher) -> Finding:
     """Judge one rule on one call."""
     if view.timing is not None and view.timing.answered is False:
-        return _na(rule, "the call was not answered")
+        return _na(rule, _msg(N_("the call was not answered")))
     for cond in rule.when:
         met = _condition_met(cond, view, matcher)
         if met is None:
-            return _na(rule, f"applies only when {cond.describe()}: cannot be measured on this call")
+            return _na(rule, _msg(N_("applies only when %(condition)s: cannot be measured on this call"),
+                                  condition=cond.message()))
         if not met:
-            return _na(rule, f"applies only when {cond.describe()}")
+            return _na(rule, _msg(N_("applies only when %(condition)s"), condition=cond.message()))
     return kind_of(rule).evaluate(rule, view, matcher)
 
 
@@ -342,23 +360,26 @@ def _metric_value(name: str, timing: Any, facts: dict | None = None) -> tuple[An
 def evaluate_metric(rule: Rule, timing, facts: dict | None = None) -> Finding:
     """Thresholds on timing metrics (or call metadata): the rule fails when any check fails."""
     if timing is None or timing.answered is False:
-        return _na(rule, "the call was not answered")
-    details, evidence, failed = [], [], False
+        return _na(rule, _msg(N_("the call was not answered")))
+    details: list[Message] = []
+    evidence: list[dict] = []
+    failed = False
     for check in rule.metrics:
         value, shown_by = _metric_value(check.name, timing, facts)
         if value is None:
-            return _na(rule, f"{check.name} cannot be measured on this call")
+            return _na(rule, _msg(N_("%(metric)s cannot be measured on this call"), metric=check.name))
         bad = (
             (check.max is not None and value > check.max)
             or (check.min is not None and value < check.min)
             or (check.equals is not None and value != check.equals)
         )
         shown = f"{value:.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
-        details.append(f"{check.name} = {shown} (expected {check.describe()})")
+        details.append(_msg(N_("%(metric)s = %(value)s (expected %(expected)s)"), metric=check.name, value=shown,
+                            expected=check.message()))
         if bad:
             failed = True
             evidence += shown_by
-    detail = "; ".join(details)
+    detail = _msg(N_("%(details)s"), details=details)
     if not failed:
         return _pass(rule, detail)
     return _fail(rule, detail, evidence[:MAX_EVIDENCE])
@@ -373,6 +394,13 @@ def evaluate(
     return [evaluate_rule(rule, view, matcher=matcher) for rule in config.rules]
 
 
+_PARTIES = {"agent": N_("agent"), "customer": N_("customer"), "mixed": N_("speech (mono)"), "any": N_("anyone")}
+
+
+def _party(role: str) -> Message:
+    return Message(_PARTIES.get(role, role))
+
+
 def hold_cues(config: Config, utterances: list[Utterance], *, matcher: PhraseMatcher) -> list[float]:
     """End times of agent utterances that ask the caller to hold."""
     name = config.hold_request_lexicon
@@ -383,7 +411,7 @@ def hold_cues(config: Config, utterances: list[Utterance], *, matcher: PhraseMat
 
 def _in_window(rule: Rule, view: CallView, matcher: PhraseMatcher) -> Finding:
     scope = _window(rule, view.by_role(rule.role), view)
-    return _phrase_finding(rule, scope, view, matcher, rule.window.describe())
+    return _phrase_finding(rule, scope, view, matcher, rule.window.message())
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,9 @@ def render_call(call: StoredCall, *, mask=None, mask_id=None) -> str:
              f"  {who}",
              f"  rulebook {r.versions.get('rulebook_name', '')} {r.versions['rulebook']}, "
              f"model {r.versions['model']}", ""]
+    roles = a.get("roles")
+    if roles:
+        lines.insert(-1, f"  channels: agent {roles['agent']}, customer {roles['customer']} ({roles['how']})")
     card = section_line(r.sections)
     if card:
         lines[-1:] = [card, ""]

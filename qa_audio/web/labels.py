@@ -8,13 +8,16 @@ from flask import session
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from qa_audio.i18n import LANGUAGE_NAMES, LANGUAGES, error_text
+from qa_audio.i18n import LANGUAGE_NAMES, LANGUAGES, Message, error_text
 from qa_audio.web.state import state
 
 VERDICT_LABELS = {"pass": _l("pass"), "fail": _l("fail"), "review": _l("review"), "unscorable": _l("unscorable"),
                   "error": _l("error"), "blind": _l("blind")}
 STATUS_LABELS = {"pass": _l("PASS"), "fail": _l("FAIL"), "n/a": _l("N/A")}
 APPEAL_LABELS = {"open": _l("awaiting ruling"), "upheld": _l("finding upheld"), "overturned": _l("appeal granted")}
+ROLE_DECISIONS = {"configured": _l("as configured"), "confirmed": _l("as configured, confirmed by what each side says"),
+                  "swapped": _l("swapped: the other channel says what agents say"),
+                  "doubtful": _l("doubtful: listen before acting")}
 ROLE_LABELS = {"admin": _l("admin"), "supervisor": _l("supervisor"), "agent": _l("agent")}
 HTTP_MESSAGES = {400: _l("the request could not be understood"), 401: _l("please log in first"),
                  403: _l("you may not open this page"), 404: _l("no such page, or not one of your calls"),
@@ -46,6 +49,17 @@ def titled(thing) -> str:
     return str(thing.title)
 
 
+def detail_text(finding) -> str:
+    """A finding's explanation in the reader's language (results from before the catalogue: as stored)."""
+    stored = finding.extra.get("detail_i18n")
+    if isinstance(stored, dict) and "template" in stored:
+        try:
+            return Message.from_dict(stored).shown(language())
+        except (KeyError, TypeError, ValueError):     # a stored message this catalogue cannot word
+            pass
+    return str(finding.detail)
+
+
 def error_message(exc: BaseException) -> str:
     """An error for a page: in the reader's language, without the call id or file it starts with."""
     text = error_text(exc, language())
@@ -65,6 +79,8 @@ def reason_text(result) -> str:
     score = "–" if result.score is None else format(result.score, "g")
     if result.verdict == "pass":
         return _("score %(score)s ≥ pass mark %(mark)s", score=score, mark=mark)
+    if result.verdict == "review" and (result.audio.get("roles") or {}).get("how") == "doubtful":
+        return _(result.verdict_reason)          # ROLES_DOUBTFUL, from the catalogue
     if result.verdict == "review":
         return _("fails only on low-confidence ASR hits: a supervisor should listen")
     if result.verdict == "fail":
@@ -81,5 +97,6 @@ def template_globals() -> dict:
             "status_label": lambda code: _label(STATUS_LABELS, code),
             "role_label": lambda code: _label(ROLE_LABELS, code),
             "appeal_label": lambda code: _label(APPEAL_LABELS, code),
+            "role_decision_label": lambda code: _label(ROLE_DECISIONS, code),
             "party_label": lambda code: _label(PARTY_LABELS, code),
             "titled": titled, "reason_text": reason_text}

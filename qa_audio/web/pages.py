@@ -34,6 +34,7 @@ from qa_audio.web.appeals import appeals_view, assignees
 from qa_audio.web.audio_files import AudioUnavailable
 from qa_audio.web.auth import home_url
 from qa_audio.web.calibration import blind_session
+from qa_audio.web.labels import detail_text
 from qa_audio.web.state import MAX_ID, call_or_404, current_queue, reviewers_only, state, store, user
 from qa_audio.web.views import cause, timeline
 
@@ -116,7 +117,7 @@ def call_page(pk: int):
     score, verdict = final_score(result, call.reviews)
     order = {"fail": 0, "pass": 1, "n/a": 2}
     shown = state().redactor.text
-    findings = [replace(f, detail=shown(f.detail) or "",
+    findings = [replace(f, detail=shown(detail_text(f)) or "",
                         evidence=tuple(dict(e, text=shown(e.get("text")), matched=shown(e.get("matched")))
                                        for e in f.evidence))
                 for f in sorted(result.decided(call.reviews), key=lambda f: order.get(f.status, 3))]
