@@ -168,7 +168,7 @@ class Scorer:
         utterances.sort(key=lambda u: u.start_s)
         transcript = tuple(utterances)
         roles = decide_roles(sound, transcript, matcher=self.matcher, settings=c.channels)
-        if roles is not None and roles.how == "swapped":
+        if roles is not None and roles.agent != sound.roles["agent"]:     # the call says the other channel
             sound, transcript = swap_roles(sound, transcript)
         audio_block = {"path": audio.path, "duration_s": round(audio.duration_s, 3),
                        "sample_rate_hz": audio.source_rate_hz, "channels": audio.source_channels,

@@ -99,9 +99,19 @@ def test_roles_are_decided_on_agent_evidence(config):
     relabelled, words = swap_roles(sound, customer_first)
     assert relabelled.roles == {"agent": 1, "customer": 0} and relabelled.levels_dbfs["customer"] == -20.0
     assert [u.channel for u in words] == ["agent", "customer"]
-    # a little more agent talk on the customer's side than on the agent's: keep the roles, but doubt them
+    # too close to call: the side that says more is the agent's, and the decision is doubtful (review), the
+    # same whichever channel the recorder put the agent on
     slight = (said("agent", "嗯好的", 1.0), said("customer", "请您稍等一下", 4.0))
-    assert decide_roles(sound, slight, matcher=matcher, settings=config.channels).how == "doubtful"
+    doubt = decide_roles(sound, slight, matcher=matcher, settings=config.channels)
+    assert (doubt.how, doubt.agent, doubt.customer) == ("doubtful", 1, 0)
+    mirrored = tuple(dataclasses.replace(u, channel={"agent": "customer", "customer": "agent"}[u.channel])
+                     for u in slight)
+    assert (decide_roles(sound, mirrored, matcher=matcher, settings=config.channels).how,
+            decide_roles(sound, mirrored, matcher=matcher, settings=config.channels).agent) == ("doubtful", 0)
+    tie = (said("agent", "请您稍等", 1.0), said("customer", "请您稍等一下", 4.0))
+    assert decide_roles(sound, tie, matcher=matcher, settings=config.channels).agent == 0   # a tie: as configured
+    nothing = (said("agent", "嗯", 1.0), said("customer", "对", 4.0))
+    assert decide_roles(sound, nothing, matcher=matcher, settings=config.channels).how == "confirmed"
     off = dataclasses.replace(config.channels, detect=False)
     assert decide_roles(sound, customer_first, matcher=matcher, settings=off).how == "configured"
     mono = dataclasses.replace(sound, roles={"mixed": 0})

@@ -5,9 +5,11 @@ The configured roles (``channels.agent``/``customer``) stand unless the call say
 channel's transcript is searched for what only an agent says (the organisation's name, an employee
 number, the help offer, 还有其他…, 请稍等, 感谢您的耐心等待: ``channels.agent_evidence``, lexicon →
 weight, each lexicon counted once per channel). When the other channel's evidence beats the configured
-one's by ``channels.swap_margin`` the roles are swapped; when it beats it by less, the configured roles
-stand but the decision is doubtful and the verdict becomes ``review``. ``channels.detect: false`` forces
-the configured roles. The decision and its evidence go into the result as ``audio.roles``.
+one's by ``channels.swap_margin`` the roles are swapped; when the two are closer than that (and not both
+nothing), the side with more evidence is the agent's (a tie keeps the configuration), the decision is
+doubtful and the verdict becomes ``review``: the same decision whichever channel the agent is on.
+``channels.detect: false`` forces the configured roles. The decision and its evidence go into the result as
+``audio.roles``.
 """
 from __future__ import annotations
 
@@ -71,7 +73,13 @@ def decide_roles(acoustics: Acoustics, utterances: tuple[Utterance, ...], *, mat
     lead = scores[customer] - scores[agent]
     if lead >= settings.swap_margin:
         return RoleDecision(customer, agent, "swapped", evidence, scores)
-    return RoleDecision(agent, customer, "doubtful" if lead > 0 else "confirmed", evidence, scores)
+    if lead <= -settings.swap_margin or not (scores[agent] or scores[customer]):
+        return RoleDecision(agent, customer, "confirmed", evidence, scores)
+    # too close to call either way: the side that says more is the agent (a tie keeps the configuration),
+    # and a supervisor listens; the same decision whichever channel the recorder put the agent on
+    if lead > 0:
+        return RoleDecision(customer, agent, "doubtful", evidence, scores)
+    return RoleDecision(agent, customer, "doubtful", evidence, scores)
 
 
 def swap_roles(acoustics: Acoustics, utterances: tuple[Utterance, ...]) -> tuple[Acoustics, tuple[Utterance, ...]]:

@@ -17,7 +17,7 @@ STATUS_LABELS = {"pass": _l("PASS"), "fail": _l("FAIL"), "n/a": _l("N/A")}
 APPEAL_LABELS = {"open": _l("awaiting ruling"), "upheld": _l("finding upheld"), "overturned": _l("appeal granted")}
 ROLE_DECISIONS = {"configured": _l("as configured"), "confirmed": _l("as configured, confirmed by what each side says"),
                   "swapped": _l("swapped: the other channel says what agents say"),
-                  "doubtful": _l("doubtful: listen before acting")}
+                  "doubtful": _l("doubtful: listen before acting")}   # (the side that says more was taken)
 ROLE_LABELS = {"admin": _l("admin"), "supervisor": _l("supervisor"), "agent": _l("agent")}
 HTTP_MESSAGES = {400: _l("the request could not be understood"), 401: _l("please log in first"),
                  403: _l("you may not open this page"), 404: _l("no such page, or not one of your calls"),
