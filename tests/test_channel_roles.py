@@ -110,6 +110,8 @@ def test_roles_are_decided_on_agent_evidence(config):
             decide_roles(sound, mirrored, matcher=matcher, settings=config.channels).agent) == ("doubtful", 0)
     tie = (said("agent", "请您稍等", 1.0), said("customer", "请您稍等一下", 4.0))
     assert decide_roles(sound, tie, matcher=matcher, settings=config.channels).agent == 0   # a tie: as configured
+    one_sided = (said("customer", "请您稍等一下", 4.0),)           # the agent's side silent: never turned round
+    assert (decide_roles(sound, one_sided, matcher=matcher, settings=config.channels).agent) == 0
     nothing = (said("agent", "嗯", 1.0), said("customer", "对", 4.0))
     assert decide_roles(sound, nothing, matcher=matcher, settings=config.channels).how == "confirmed"
     off = dataclasses.replace(config.channels, detect=False)

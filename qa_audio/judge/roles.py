@@ -76,8 +76,10 @@ def decide_roles(acoustics: Acoustics, utterances: tuple[Utterance, ...], *, mat
     if lead <= -settings.swap_margin or not (scores[agent] or scores[customer]):
         return RoleDecision(agent, customer, "confirmed", evidence, scores)
     # too close to call either way: the side that says more is the agent (a tie keeps the configuration),
-    # and a supervisor listens; the same decision whichever channel the recorder put the agent on
-    if lead > 0:
+    # and a supervisor listens; the same decision whichever channel the recorder put the agent on. A call
+    # with a silent side is never turned round on so little: an agent who never speaks stays unscorable
+    both_speak = all(any(u.text.strip() for u in utterances if u.channel == role) for role in ("agent", "customer"))
+    if lead > 0 and both_speak:
         return RoleDecision(customer, agent, "doubtful", evidence, scores)
     return RoleDecision(agent, customer, "doubtful", evidence, scores)
 
