@@ -374,3 +374,28 @@ def test_dashboard_and_language_in_a_real_browser(busy_store, config, serve, bro
 def _team(db: Path, call_id: str) -> str:
     with sqlite3.connect(db) as conn:
         return conn.execute("SELECT team FROM calls WHERE call_id = ?", (call_id,)).fetchone()[0]
+
+
+def test_the_dashboard_escapes_hostile_names_and_copes_with_an_empty_store(busy_store, config, tmp_path):
+    """Team and agent names come from call metadata: in a chart's labels, tooltips and filters they stay text."""
+    import html
+
+    from qa_audio.results.review import hash_password
+    from qa_audio.results.store import open_store
+    from qa_audio.web import create_app
+
+    hostile = '<script>alert(1)</script>" onmouseover="x'
+    with sqlite3.connect(busy_store) as conn:
+        conn.execute("UPDATE calls SET team = ? WHERE team = '贷后二组'", (hostile,))
+    client = _login(create_app(busy_store, config))
+    client.post("/dashboard", data={"csrf": _token(client, "/dashboard"), "grain": "week", "by": "team"})
+    page = client.get("/dashboard").text
+    assert "<script>alert(1)</script>" not in page and 'onmouseover="x' not in page
+    filters = [json.loads(html.unescape(f)) for f in re.findall(r'data-filter="([^"]+)"', page)]
+    filters += [json.loads(html.unescape(f)) for f in re.findall(r"data-filter='([^']+)'", page)]
+    assert any(f.get("team") == hostile for f in filters)              # the filter carries the name exactly
+    empty = tmp_path / "empty.sqlite"
+    with open_store(empty, create=True) as store:
+        store.add_user("alice", hash_password(PASSWORD))
+    page = _login(create_app(empty, config)).get("/dashboard")
+    assert page.status_code == 200 and "尚无带通话时间的已评分通话。" in page.text
