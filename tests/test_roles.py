@@ -364,6 +364,10 @@ def test_a_blind_calibration_session(app, db, tmp_path):
     for listing in (alice.get("/calls").text, alice.get("/queue").text):
         assert re.search(r"banned_phrase</a>.*?blind", listing, re.S)
     assert alice.get("/calibration/1/labels.json").status_code == 403
+    # …and her HR export leaves those calls out, saying how many
+    mine = json.loads(alice.get("/export?period=2026-11&by=agent&format=json").data)
+    assert {c["call_id"] for c in mine["calls"]}.isdisjoint({"banned_phrase", "hold_ring"})
+    assert mine["about"]["calls_left_out_blind"] == 2
     rules = judge_labels(form)
     assert "BAN-1" in rules and "GRT-1" in rules
     # an incomplete hand-in is refused

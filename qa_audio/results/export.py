@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -73,6 +74,7 @@ CELL_WORDS = {"pass": N_("pass"), "fail": N_("fail"), "review": N_("review"), "u
               "error": N_("error"), True: N_("yes"), False: N_("no")}
 ABOUT = {"period": N_("Period"), "from": N_("From"), "to": N_("To"), "by": N_("By"), "store": N_("Results store"),
          "calls": N_("Calls"), "calls_without_call_time": N_("Calls without a call time (in no period)"),
+         "calls_left_out_blind": N_("Calls left out: you are still to judge them blind (calibration)"),
          "rulebooks": N_("Rulebooks"), "models": N_("Models"), "final_scores": N_("Final scores"),
          "appeals": N_("Appeals")}
 FINAL_SCORES_NOTE = N_("after supervisor review where a call was reviewed, else as scored")
@@ -151,11 +153,15 @@ class Export:
 GROUPINGS = ("agent", "team", "client")
 
 
-def build_export(store: Store, *, period: Period, by: str = "agent", scope: Scope | None = None) -> Export:
-    """The export of the calls in ``period`` (and in ``scope``: a user's, on the review page)."""
+def build_export(store: Store, *, period: Period, by: str = "agent", scope: Scope | None = None,
+                 leave_out: Collection[int] = ()) -> Export:
+    """The export of the calls in ``period`` (and in ``scope``: a user's, on the review page), without the
+    calls numbered in ``leave_out`` (those a reviewer is still to judge blind in a calibration session)."""
     if by not in GROUPINGS:
         raise QAError(f"--by must be one of {', '.join(GROUPINGS)}, got {by!r}")
     rows = store.current_rows(scope)
+    blind = sum(1 for r in rows if r["call_pk"] in leave_out and r["call_time"] and period.contains(r["call_time"]))
+    rows = [r for r in rows if r["call_pk"] not in leave_out]
     reviews = store.all_reviews()
     appeals = store.appeal_counts()
     no_time = [r["call_id"] for r in rows if not r["call_time"]]
@@ -212,6 +218,7 @@ def build_export(store: Store, *, period: Period, by: str = "agent", scope: Scop
         "store": Path(store.path).name,
         "calls": len(calls),
         "calls_without_call_time": len(no_time),
+        "calls_left_out_blind": blind,
         "rulebooks": sorted({f"{c['_rulebook_name']} {c['rulebook']}" for c in calls}),
         "models": sorted({c["_model"] for c in calls}),
         "final_scores": FINAL_SCORES_NOTE,

@@ -32,7 +32,9 @@ def export_page():
         abort(400)
     try:
         period = parse_period(period_text)
-        export = build_export(store(), period=period, by=by, scope=user().scope)
+        # a calibration member's own export leaves out the calls they are still to judge blind
+        export = build_export(store(), period=period, by=by, scope=user().scope,
+                              leave_out=store().pending_calibration(user().name))
     except QAError as exc:
         flash(cause(exc))
         return redirect(url_for("admin.export_page"))
