@@ -132,6 +132,11 @@ def test_export_csv_has_a_bom_and_team_rows_and_json(store_copy, tmp_path):
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
     assert {r["班组"]: int(r["通话"]) for r in rows} == {"贷后一组": 2, "贷后二组": 1}
+    english = tmp_path / "en.yaml"                    # an English-first centre: review.language in its config
+    english.write_text(f"extends: {ROOT / 'configs' / 'default.yaml'}\nreview:\n  language: en\n", encoding="utf-8")
+    out_en = tmp_path / "hr-en.csv"
+    assert cli("export", "--db", store_copy, "--period", "2026-11", "--config", english, "-o", out_en).returncode == 0
+    assert out_en.read_text(encoding="utf-8-sig").startswith("Agent ID,Agent name,Team,Calls,Mean score")
     calls = (tmp_path / "hr-calls.csv").read_bytes().decode("utf-8-sig")
     assert calls.count("\r\n") == 4
     out_json = tmp_path / "hr.json"

@@ -108,7 +108,12 @@ def cmd_export(args) -> int:
     fmt = args.format or (Path(args.output).suffix.lstrip(".").lower() or "xlsx")
     with open_store(args.db, readonly=True) as store:
         export = build_export(store, period=period, by=args.by)
-        files = write_export(export, args.output, fmt=fmt, language=args.language)
+        language = args.language
+        if language is None:            # the config's review.language (zh-CN unless it says otherwise)
+            from qa_audio.config import load_config
+
+            language = load_config(args.config).review.language if args.config else DEFAULT_LANGUAGE
+        files = write_export(export, args.output, fmt=fmt, language=language)
     about = export.about
     print(f"exported {about['calls']} calls in {len(export.groups)} {args.by} rows for {about['period']} "
           f"({about['from']} to {about['to']}) → {', '.join(map(str, files))}", file=sys.stderr)
@@ -368,8 +373,10 @@ def _results_commands(sub) -> None:
     p.add_argument("--by", choices=("agent", "team", "client"), default="agent")
     p.add_argument("--format", choices=("xlsx", "csv", "json"), help="default: from the output file's suffix")
     p.add_argument("-o", "--output", required=True, metavar="FILE")
-    p.add_argument("--language", choices=LANGUAGES, default=DEFAULT_LANGUAGE,
-                   help="headings and words of the xlsx and csv files (default: %(default)s)")
+    p.add_argument("--language", choices=LANGUAGES,
+                   help=f"headings and words of the xlsx and csv files (default: the config's review.language, "
+                        f"else {DEFAULT_LANGUAGE})")
+    p.add_argument("--config", help="config YAML (its review.language is the export's default language)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("review", help="confirm or overturn one finding of a stored call (recomputes its final score)")
