@@ -144,10 +144,22 @@ def resolve_model(settings: ModelSettings) -> ModelInfo:
     return ModelInfo(BUNDLED_NAME, str(assemble_bundled()), "bundled")
 
 
+DECODE_SEED = 20261202     # the sampling seed of Whisper's temperature fallback (any fixed number)
+
+
 def load_model(settings: ModelSettings):
-    """Load a faster-whisper model from a local directory (never from a hub)."""
+    """Load a faster-whisper model from a local directory (never from a hub).
+
+    Whisper's temperature fallback samples, and CTranslate2 seeds its generators from the clock unless told:
+    unseeded, two runs of one noisy call gave different transcripts and verdicts. The seed is set here, before
+    any decode: CTranslate2 seeds each decoding thread's generator once, at its first draw (so a sampled retry
+    still depends on what that thread decoded before; ``model.temperature_fallback: false`` never samples).
+    """
     info = resolve_model(settings)
+    import ctranslate2
     from faster_whisper import WhisperModel
+
+    ctranslate2.set_random_seed(DECODE_SEED)
 
     try:
         model = WhisperModel(info.path, device="cpu", compute_type=settings.compute_type,

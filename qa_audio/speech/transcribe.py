@@ -87,20 +87,6 @@ def decode_options(settings: ModelSettings) -> dict:
     return options
 
 
-DECODE_SEED = 20261202     # the sampling seed of Whisper's temperature fallback (any fixed number)
-
-
-def _decode(model, audio: np.ndarray, options: dict):
-    """One window decoded repeatably: the temperature fallback samples, and CTranslate2's random generator is
-    seeded afresh before every window, so the same audio gives the same words in any process, in any order
-    (unseeded, two runs of one call gave different transcripts and verdicts)."""
-    import ctranslate2
-
-    ctranslate2.set_random_seed(DECODE_SEED)
-    segments, _info = model.transcribe(audio, **options)
-    return list(segments)          # decoded now, under that seed
-
-
 def transcribe_channel(model, samples: np.ndarray, regions: list[Span] | tuple[Span, ...], *, rate_hz: int,
                        channel: str, settings: ModelSettings, normalizer: TextNormalizer) -> list[Utterance]:
     """One utterance per speech region that produced words, in call time."""
@@ -109,7 +95,7 @@ def transcribe_channel(model, samples: np.ndarray, regions: list[Span] | tuple[S
     options = decode_options(settings)
     for pieces in pack_regions(regions, window_s=settings.window_s, gap_s=settings.piece_gap_s):
         audio = _window_audio(samples, pieces, rate_hz)
-        segments = _decode(model, audio, options)
+        segments, _info = model.transcribe(audio, **options)
         for piece, word in _words_in(segments, pieces, normalizer):
             per_region[index_of[piece.source]].append(word)
     # Whisper sometimes drops a short region packed among others (a final 感谢您的来电，再见): a region
@@ -119,7 +105,7 @@ def transcribe_channel(model, samples: np.ndarray, regions: list[Span] | tuple[S
             if per_region[i] or region.duration_s < settings.retry_unrecognised_min_s:
                 continue
             alone = [Piece(0.0, region)]
-            segments = _decode(model, _window_audio(samples, alone, rate_hz), options)
+            segments, _info = model.transcribe(_window_audio(samples, alone, rate_hz), **options)
             per_region[i] += [word for _, word in _words_in(segments, alone, normalizer)]
     utterances = []
     for words in per_region:
