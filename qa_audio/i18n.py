@@ -1,6 +1,6 @@
 """Languages and translation catalogues: what a person reads is Simplified Chinese first, English second.
 
-The messages are English in the code and the templates (marked with ``_()``, ``N_()`` or ``{% trans %}``)
+The messages are English in the code and the templates (marked with ``_()`` or ``N_()``)
 and translated through gettext catalogues, ``qa_audio/translations/<locale>/LC_MESSAGES/messages.po`` (``zh_Hans_CN``),
 compiled to ``.mo`` beside them (``scripts/translations.py`` extracts, updates and compiles them).
 The review page reads them through Flask-Babel; the HR export and error messages through :func:`gettext`.
@@ -46,11 +46,17 @@ def translations(language: str):
 
 def gettext(language: str, message: str, **params: object) -> str:
     """``message`` in ``language``, with ``params`` put in (``%(name)s``)."""
-    text = translations(language).gettext(message)
-    return text % params if params else text
+    return render(message, params, language)
+
+
+def title_in(title: str, title_en: str, language: str) -> str:
+    """A rule's or section's title for a reader of ``language``: English when asked and there is one."""
+    return title_en if language == "en" and title_en else title
 
 
 SEPARATOR = N_("; ")             # between the parts of a list of messages
+# the parties as a finding's explanation and the pages name them
+PARTIES = {"agent": N_("agent"), "customer": N_("customer"), "mixed": N_("speech (mono)"), "any": N_("anyone")}
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def extract() -> Catalog:
 
 def _write(catalog: Catalog, path: Path) -> None:
     buf = io.BytesIO()
-    write_po(buf, catalog, omit_header=False, sort_output=True, no_location=True, width=120)
+    write_po(buf, catalog, omit_header=False, sort_output=True, no_location=True, width=120, ignore_obsolete=True)
     path.write_bytes(buf.getvalue())
 
 

@@ -21,7 +21,6 @@ from qa_audio.judge.analysis import Acoustics
 from qa_audio.judge.matching import PhraseMatcher
 from qa_audio.speech.words import Utterance
 
-HOWS = ("configured", "confirmed", "swapped", "doubtful")
 _OTHER = {"agent": "customer", "customer": "agent"}
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from qa_audio.config import Condition, Config, Rule
 from qa_audio.config.metrics import measure
-from qa_audio.i18n import N_, Message
+from qa_audio.i18n import N_, PARTIES, Message
 from qa_audio.judge.matching import Hit, PhraseMatcher, Prepared, evidence_dict, join_words
 from qa_audio.judge.timing import Timing
 from qa_audio.speech.words import Utterance
@@ -64,7 +64,7 @@ class Finding:
                 "evidence": list(self.evidence), "status": self.status, "title": self.rule.title,
                 "title_en": self.rule.title_en, "section": self.rule.section,
                 "severity": self.rule.severity, "weight": self.rule.weight, "redline": self.redline,
-                "low_confidence": self.low_confidence, "detail": str(self.detail),
+                "low_confidence": self.low_confidence, "detail": self.detail,
                 "detail_i18n": self.explanation.to_dict(), "enabled": self.rule.enabled}
 
 
@@ -319,7 +319,7 @@ def _repeat_back(rule: Rule, view: CallView, matcher: PhraseMatcher) -> Finding:
     if not missed:
         return _pass(rule, _msg(N_("the %(role)s repeated back %(n)s number(s) the customer gave"),
                                 role=_party(rule.role), n=len(given)))
-    detail = _msg(N_("%(misses)s"), misses=[
+    detail = _listed([
         _msg(N_("no turn of the %(role)s after %(at)s s repeats %(digits)s+ digits of …%(tail)s"),
              role=_party(rule.role), at=f"{h.start_s:.0f}", digits=spec.min_digits, tail=d[-spec.min_digits:])
         for _, h, d in missed])
@@ -379,7 +379,7 @@ def evaluate_metric(rule: Rule, timing, facts: dict | None = None) -> Finding:
         if bad:
             failed = True
             evidence += shown_by
-    detail = _msg(N_("%(details)s"), details=details)
+    detail = _listed(details)
     if not failed:
         return _pass(rule, detail)
     return _fail(rule, detail, evidence[:MAX_EVIDENCE])
@@ -394,11 +394,13 @@ def evaluate(
     return [evaluate_rule(rule, view, matcher=matcher) for rule in config.rules]
 
 
-_PARTIES = {"agent": N_("agent"), "customer": N_("customer"), "mixed": N_("speech (mono)"), "any": N_("anyone")}
-
-
 def _party(role: str) -> Message:
-    return Message(_PARTIES.get(role, role))
+    return Message(PARTIES.get(role, role))
+
+
+def _listed(parts: list[Message]) -> Message:
+    """Several explanations as one (joined by the reader's separator)."""
+    return _msg(N_("%(parts)s"), parts=parts)
 
 
 def hold_cues(config: Config, utterances: list[Utterance], *, matcher: PhraseMatcher) -> list[float]:

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from qa_audio.errors import QAError
-from qa_audio.i18n import DEFAULT_LANGUAGE, N_, gettext
+from qa_audio.i18n import DEFAULT_LANGUAGE, N_, gettext, title_in
 from qa_audio.results.access import Scope
 from qa_audio.results.records import StoredResult
 from qa_audio.results.store import Store
@@ -113,7 +113,7 @@ class Export:
             return gettext(language, N_("%(rule)s failed"), rule=column[7:])
         if column.startswith("section "):
             sid = column[8:]
-            title = next((t_en if language == "en" and t_en else t for i, t, t_en in self.sections if i == sid), sid)
+            title = next((title_in(t, t_en, language) for i, t, t_en in self.sections if i == sid), sid)
             return gettext(language, N_("%(section)s score"), section=title)
         return gettext(language, HEADINGS[column]) if column in HEADINGS else column
 

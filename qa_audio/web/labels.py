@@ -8,7 +8,7 @@ from flask import session
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from qa_audio.i18n import LANGUAGE_NAMES, LANGUAGES, Message, error_text
+from qa_audio.i18n import LANGUAGE_NAMES, LANGUAGES, PARTIES, Message, error_text, locale_of, title_in
 from qa_audio.web.state import state
 
 VERDICT_LABELS = {"pass": _l("pass"), "fail": _l("fail"), "review": _l("review"), "unscorable": _l("unscorable"),
@@ -23,7 +23,6 @@ HTTP_MESSAGES = {400: _l("the request could not be understood"), 401: _l("please
                  403: _l("you may not open this page"), 404: _l("no such page, or not one of your calls"),
                  405: _l("this address does not take that kind of request"),
                  409: _l("this cannot be done now"), 413: _l("the form sent is too large")}
-PARTY_LABELS = {"agent": _l("agent"), "customer": _l("customer"), "mixed": _l("speech (mono)")}
 
 
 def language() -> str:
@@ -34,19 +33,23 @@ def language() -> str:
 
 def locale() -> str:
     """Flask-Babel's locale selector."""
-    return language().replace("-", "_")
+    return locale_of(language())
 
 
 def _label(table: dict, code) -> str:
     return str(table.get(code, code)) if code is not None else "–"
 
 
+def party_label(code) -> str:
+    """A transcript line's or evidence's party (agent, customer, mono speech) in the reader's language."""
+    if code in PARTIES:
+        return _(PARTIES[code])
+    return "–" if code is None else str(code)
+
+
 def titled(thing) -> str:
     """A rule's, finding's or section's title in the reader's language (English when it has one)."""
-    english = getattr(thing, "title_en", None)
-    if language() == "en" and english:
-        return str(english)
-    return str(thing.title)
+    return title_in(str(thing.title), str(getattr(thing, "title_en", "") or ""), language())
 
 
 def detail_text(finding) -> str:
@@ -98,5 +101,5 @@ def template_globals() -> dict:
             "role_label": lambda code: _label(ROLE_LABELS, code),
             "appeal_label": lambda code: _label(APPEAL_LABELS, code),
             "role_decision_label": lambda code: _label(ROLE_DECISIONS, code),
-            "party_label": lambda code: _label(PARTY_LABELS, code),
+            "party_label": party_label,
             "titled": titled, "reason_text": reason_text}
