@@ -12,10 +12,11 @@ import json
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from qa_audio.errors import QAError
 from qa_audio.results.access import Scope
+from qa_audio.results.export import Period, final_of, parse_period
 from qa_audio.results.records import StoredResult
 from qa_audio.results.store import Store
 
@@ -24,16 +25,12 @@ GROUPINGS = ("team", "agent")
 MAX_PERIODS = 26
 
 
-def period_of(day: date, grain: str) -> tuple[str, date, date]:
-    """The week (``2026-W45``, Monday first) or month (``2026-11``) holding ``day``: label, first day,
-    last day (inclusive)."""
+def period_label(day: date, grain: str) -> str:
+    """The ISO week (``2026-W45``) or month (``2026-11``) holding ``day``, as :func:`parse_period` reads it."""
     if grain == "week":
-        year, week, weekday = day.isocalendar()
-        start = day - timedelta(days=weekday - 1)
-        return f"{year}-W{week:02d}", start, start + timedelta(days=6)
-    start = day.replace(day=1)
-    end = date(start.year + (start.month == 12), start.month % 12 + 1, 1) - timedelta(days=1)
-    return f"{start.year}-{start.month:02d}", start, end
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{day.year}-{day.month:02d}"
 
 
 @dataclass(frozen=True)
@@ -53,13 +50,6 @@ class Cell:
         passed = sum(c.verdict == "pass" for c in scorable)
         return cls(len(calls), len(scorable), round(statistics.fmean(scores), 2) if scores else None, passed,
                    round(passed / len(scorable), 4) if scorable else None)
-
-
-@dataclass(frozen=True)
-class Period:
-    label: str
-    start: date
-    end: date                         # inclusive
 
 
 @dataclass(frozen=True)
@@ -117,7 +107,7 @@ class Dashboard:
 
 @dataclass(frozen=True)
 class _Call:
-    when: date
+    period: str                       # its week's or month's label
     team: str
     agent: str
     agent_name: str
@@ -136,38 +126,32 @@ def build_dashboard(store: Store, *, grain: str = "week", by: str = "team", scop
         raise QAError(f"by must be one of {', '.join(GROUPINGS)}, got {by!r}")
     rows = [r for r in store.current_rows(scope) if r["call_time"]
             and (team is None or (r["team"] or "") == team) and (agent is None or (r["agent_id"] or "") == agent)]
-    labels = {period_of(_day(r["call_time"]), grain) for r in rows}
-    periods = tuple(Period(*p) for p in sorted(labels, key=lambda p: p[1])[-max_periods:])
-    if periods:
-        first = periods[0].start
-        rows = [r for r in rows if _day(r["call_time"]) >= first]
-    calls = [_call(r) for r in rows]
+    calls = [_call(r, grain) for r in rows]
+    periods = tuple(sorted((parse_period(label) for label in {c.period for c in calls}),
+                           key=lambda p: p.start)[-max_periods:])
     index = {p.label: i for i, p in enumerate(periods)}
+    kept = [(r, c) for r, c in zip(rows, calls) if c.period in index]      # the latest periods only
+    rows, calls = [r for r, _ in kept], [c for _, c in kept]
 
     groups: dict[str, list[tuple[int, _Call]]] = defaultdict(list)
     names: dict[str, set[str]] = defaultdict(set)
     for c in calls:
         key = c.team if by == "team" else c.agent
-        groups[key].append((index[period_of(c.when, grain)[0]], c))
+        groups[key].append((index[c.period], c))
         if by == "agent" and c.agent_name:
             names[key].add(c.agent_name)
     series = tuple(Series(key, " / ".join(sorted(names[key])), _cells(groups[key], len(periods)),
                           Cell.of([c for _, c in groups[key]])) for key in sorted(groups))
-    overall = _cells([(index[period_of(c.when, grain)[0]], c) for c in calls], len(periods))
+    overall = _cells([(index[c.period], c) for c in calls], len(periods))
     return Dashboard(grain, by, periods, series, overall, Cell.of(calls), _rule_figures(store, rows),
                      _appeals(store, rows), team, agent)
 
 
-def _day(call_time: str) -> date:
-    return datetime.fromisoformat(call_time).date()
-
-
-def _call(row: dict) -> _Call:
-    reviewed = row["final_score"] is not None            # as the HR export reads it
-    score = row["final_score"] if reviewed else row["score"]
-    verdict = row["final_verdict"] if reviewed else row["verdict"]
-    return _Call(_day(row["call_time"]), row["team"] or "(unknown)", row["agent_id"] or "(unknown)",
-                 row["agent_name"] or "", None if score is None else float(score), verdict)
+def _call(row: dict, grain: str) -> _Call:
+    score, verdict, _ = final_of(row)                       # as the HR export reads it
+    return _Call(period_label(datetime.fromisoformat(row["call_time"]).date(), grain), row["team"] or "(unknown)",
+                 row["agent_id"] or "(unknown)", row["agent_name"] or "", None if score is None else float(score),
+                 verdict)
 
 
 def _cells(items: list[tuple[int, _Call]], n: int) -> tuple[Cell | None, ...]:

@@ -28,9 +28,23 @@ class Period:
     start: date        # inclusive
     end: date          # exclusive
 
+    @property
+    def last(self) -> date:
+        """Its last day (inclusive)."""
+        return self.end - timedelta(days=1)
+
     def contains(self, iso_time: str) -> bool:
         day = datetime.fromisoformat(iso_time).date()
         return self.start <= day < self.end
+
+
+def final_of(row: dict) -> tuple[float | None, str, bool]:
+    """A stored call's score and verdict as HR sees them: after review and appeals where a supervisor
+    decided, else as scored; and whether one did (``current_rows``' fields)."""
+    reviewed = row["final_score"] is not None
+    if reviewed:
+        return row["final_score"], row["final_verdict"], True
+    return row["score"], row["verdict"], False
 
 
 def parse_period(text: str) -> Period:
@@ -180,7 +194,7 @@ def build_export(store: Store, *, period: Period, by: str = "agent", scope: Scop
             if f.rule not in rule_order and f.enabled:
                 rule_order.append(f.rule)
         failed = [f.rule for f in findings if f.status == "fail" and f.enabled]   # a shadow rule is not HR's business
-        reviewed = r["final_score"] is not None
+        final_score, verdict, reviewed = final_of(r)
         appealed = appeals.get(r["result_id"], {})
         calls.append(
             {
@@ -192,8 +206,8 @@ def build_export(store: Store, *, period: Period, by: str = "agent", scope: Scop
                 "client": r.get("client") or "(none)",
                 "duration_s": r["duration_s"],
                 "auto_score": r["score"],
-                "final_score": r["final_score"] if reviewed else r["score"],
-                "verdict": (r["final_verdict"] if reviewed else r["verdict"]),
+                "final_score": final_score,
+                "verdict": verdict,
                 "reviewed": reviewed,
                 "appeals": sum(appealed.values()),
                 "appeals_overturned": appealed.get("overturned", 0),
@@ -213,7 +227,7 @@ def build_export(store: Store, *, period: Period, by: str = "agent", scope: Scop
     about = {
         "period": period.label,
         "from": period.start.isoformat(),
-        "to": (period.end - timedelta(days=1)).isoformat(),
+        "to": period.last.isoformat(),
         "by": by,
         "store": Path(store.path).name,
         "calls": len(calls),

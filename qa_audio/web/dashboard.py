@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
-from qa_audio.results.dashboard import GRAINS, GROUPINGS, Dashboard, Series, build_dashboard
+from qa_audio.results.dashboard import GRAINS, GROUPINGS, Dashboard, build_dashboard
+from qa_audio.results.export import Period
 from qa_audio.web.charts import Line, Point, bar_chart, hbar_chart, line_chart
 from qa_audio.web.labels import titled
 from qa_audio.web.state import state, store, user
@@ -24,8 +25,9 @@ def dashboard():
     team = choice.get("team") if choice.get("team") in teams else None
     agent = choice.get("agent") if choice.get("agent") in agents else None
     board = build_dashboard(store(), grain=grain, by=by, scope=user().scope, team=team, agent=agent)
-    return render_template("dashboard.html", board=board, facets=facets,
-                           charts=_charts(board, pass_mark=state().config.scoring.pass_score),
+    cells = _cell_filters(board)
+    return render_template("dashboard.html", board=board, facets=facets, cells=cells,
+                           charts=_charts(board, pass_mark=state().config.scoring.pass_score, cells=cells),
                            grains=GRAINS, groupings=GROUPINGS)
 
 
@@ -45,11 +47,19 @@ def _base(board: Dashboard) -> dict[str, str]:
     return out
 
 
-def _group_filter(board: Dashboard, s: Series) -> dict[str, str]:
-    return {**_base(board), ("team" if board.by == "team" else "agent"): s.key}
+def _dates(first: Period, last: Period) -> dict[str, str]:
+    """The call list's date filters from the first day of ``first`` to the last of ``last``."""
+    return {"date_from": first.start.isoformat(), "date_to": last.last.isoformat()}
 
 
-def _charts(board: Dashboard, *, pass_mark: float) -> dict:
+def _cell_filters(board: Dashboard) -> dict[tuple[str, str], dict[str, str]]:
+    """(team or agent, period) → the call-list filters of its calls: a table cell's and a line's point's."""
+    column = "team" if board.by == "team" else "agent"
+    return {(s.key, p.label): {**_base(board), column: s.key, **_dates(p, p)}
+            for s in board.series for p in board.periods}
+
+
+def _charts(board: Dashboard, *, pass_mark: float, cells: dict[tuple[str, str], dict[str, str]]) -> dict:
     labels = [p.label for p in board.periods]
     lines = []
     for s in board.series[:8]:
@@ -59,16 +69,13 @@ def _charts(board: Dashboard, *, pass_mark: float) -> dict:
             shown = "–" if value is None else format(value, "g")
             tip = f"{s.key} {p.label}: " + (_("mean %(score)s over %(n)s calls", score=shown, n=cell.scored)
                                              if cell and value is not None else "–")
-            points.append(Point(value, tip, {**_group_filter(board, s), "date_from": p.start.isoformat(),
-                                             "date_to": p.end.isoformat()}))
+            points.append(Point(value, tip, cells[(s.key, p.label)]))
         lines.append(Line(f"{s.key} {s.name}".strip(), tuple(points)))
     volume = [Point(cell.calls if cell else 0,
-                    f"{p.label}: " + _("%(n)s calls", n=cell.calls if cell else 0),
-                    {**_base(board), "date_from": p.start.isoformat(), "date_to": p.end.isoformat()})
+                    f"{p.label}: " + _("%(n)s calls", n=cell.calls if cell else 0), {**_base(board), **_dates(p, p)})
               for p, cell in zip(board.periods, board.overall)]
     failed = board.most_failed
-    span = {"date_from": board.periods[0].start.isoformat(), "date_to": board.periods[-1].end.isoformat()} \
-        if board.periods else {}
+    span = _dates(board.periods[0], board.periods[-1]) if board.periods else {}
     fail_bars = [Point(r.failed, _("%(rule)s failed on %(n)s of %(judged)s calls", rule=r.rule, n=r.failed,
                                    judged=r.judged), {**_base(board), **span, "rule": r.rule}) for r in failed]
     health = board.rule_health
