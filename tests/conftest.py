@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -58,13 +60,105 @@ def rng():
     return np.random.default_rng(1234)
 
 
-def copy_store(src: Path, dst: Path) -> Path:
-    """A copy of a results store (SQLite's backup: consistent even with a WAL beside it)."""
+def copy_store(src: Path, dst: Path | str) -> Path | str:
+    """A copy of a results store: SQLite's backup for a file (consistent even with a WAL beside it), the
+    library's store copy for a PostgreSQL database."""
     import sqlite3
 
+    from qa_audio.results.store import is_server, open_store
+    from qa_audio.results.store.transfer import copy_store as copy_rows
+
+    if is_server(dst):
+        with open_store(src, create=False) as source, open_store(dst) as target:
+            copy_rows(source, target)
+        return dst
     with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
         a.backup(b)
     return dst
+
+
+@contextmanager
+def raw_sql(db: Path | str):
+    """A connection to a store (either backend) for a test that must reach past the API: backdate a result,
+    damage a row. ``?`` placeholders, rows as tuples; every statement commits at once."""
+    import sqlite3
+
+    from qa_audio.results.store import is_server
+    from qa_audio.results.store.backend import PgConnection
+
+    if is_server(db):
+        import psycopg
+
+        conn = PgConnection(psycopg.connect(str(db), autocommit=True, cursor_factory=psycopg.ClientCursor))
+    else:
+        conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------------------------------ PostgreSQL
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory) -> str:
+    """A PostgreSQL server for the session's store tests: $QA_AUDIO_TEST_POSTGRES (a server URL whose user may
+    create databases), else a private one started here from Debian's binaries on a free port, stopped at the
+    end. Skipped when neither exists; a failure when CI asked for it (QA_AUDIO_REQUIRE_POSTGRES)."""
+    import os
+
+    url = os.environ.get("QA_AUDIO_TEST_POSTGRES")
+    if url:
+        yield url.rstrip("/")
+        return
+    from pg_server import PrivateServer, find_binaries
+
+    bindir = find_binaries()
+    if bindir is None:
+        if os.environ.get("QA_AUDIO_REQUIRE_POSTGRES"):
+            pytest.fail("the store tests need PostgreSQL (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed")
+    server = PrivateServer(bindir, tmp_path_factory.mktemp("postgres"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def new_database(server: str) -> str:
+    """A new, empty database on the test server; its URL."""
+    import itertools
+
+    import psycopg
+
+    for n in itertools.count(len(_DATABASES) + 1):
+        name = f"qa_test_{os.getpid()}_{n}"
+        if name not in _DATABASES:
+            break
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    _DATABASES.add(name)
+    return f"{server}/{name}"
+
+
+_DATABASES: set[str] = set()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request) -> str:
+    """Run a store test on each backend: an SQLite file and a PostgreSQL database."""
+    return request.param
+
+
+@pytest.fixture
+def new_store(backend, tmp_path, request):
+    """``new_store(name)``: where a new, empty store goes on this test's backend (a file path or a URL)."""
+    def make(name: str = "results") -> Path | str:
+        if backend == "sqlite":
+            return tmp_path / f"{name}.sqlite"
+        return new_database(request.getfixturevalue("postgres_server"))
+
+    return make
 
 
 def shared(*parts: str) -> Path:

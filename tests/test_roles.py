@@ -7,9 +7,10 @@ import re
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import copy_store
+from conftest import copy_store, raw_sql
 
 pytest.importorskip("flask")
 
@@ -24,11 +25,12 @@ EVERY_CALL = {"compliant", "banned_phrase", "bad_greeting", "hold_ring", "no_clo
 
 
 @pytest.fixture
-def db(sample_store, tmp_path):
+def db(sample_store, new_store):
+    """The sample calls with the accounts, on each backend (SQLite, PostgreSQL)."""
     from qa_audio.results.review import hash_password
     from qa_audio.results.store import open_store
 
-    path = copy_store(sample_store, tmp_path / "results.sqlite")
+    path = copy_store(sample_store, new_store())
     hashed = hash_password(PASSWORD)
     with open_store(path) as store:
         for name, (role, teams, agent_id) in ACCOUNTS.items():
@@ -56,7 +58,7 @@ def login(app, name):
 
 
 def pk_of(db, call_id: str) -> int:
-    with sqlite3.connect(db) as conn:
+    with raw_sql(db) as conn:
         return conn.execute("SELECT id FROM calls WHERE call_id = ?", (call_id,)).fetchone()[0]
 
 
@@ -122,9 +124,8 @@ def test_each_user_lists_searches_and_exports_only_their_scope(app, db):
         client = login(app, name)
         assert listed(client) == sees(name), name
         agents = set(re.findall(r'<option value="(A\d+)"', client.get("/calls").text))
-        with sqlite3.connect(db) as conn:
-            mine = {a for (a,) in conn.execute("SELECT agent_id FROM calls WHERE call_id IN (SELECT value FROM"
-                                               " json_each(?))", (json.dumps(sorted(sees(name))),))}
+        with raw_sql(db) as conn:
+            mine = {a for (a, c) in conn.execute("SELECT agent_id, call_id FROM calls") if c in sees(name)}
         assert agents == mine, name                   # the agent filter names no one outside the scope
         resp = client.get("/export?period=2026-11&by=agent&format=json")
         assert resp.status_code == 200
@@ -158,16 +159,16 @@ def test_an_agent_sees_no_review_form_and_cannot_review(app, db):
     resp = agent.post(f"/calls/{pk}/review", data={"csrf": agent.csrf, "rule": "BAN-1", "decision": "overturn",
                                                   "reason": "not me"})
     assert resp.status_code == 403
-    with sqlite3.connect(db) as conn:
+    with raw_sql(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM reviews").fetchone()[0] == 0
 
 
 # ------------------------------------------------------------------------------------------ appeals
 def final(db, call_id: str):
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT COALESCE(r.final_score, r.score), COALESCE(r.final_verdict, r.verdict) FROM"
-                            " results r JOIN calls c ON c.current_result_id = r.id WHERE c.call_id = ?",
-                            (call_id,)).fetchone()
+    with raw_sql(db) as conn:
+        return tuple(conn.execute("SELECT COALESCE(r.final_score, r.score), COALESCE(r.final_verdict, r.verdict)"
+                                  " FROM results r JOIN calls c ON c.current_result_id = r.id WHERE c.call_id = ?",
+                                  (call_id,)).fetchone())
 
 
 def test_an_appeal_from_filing_to_ruling(app, db):
@@ -209,7 +210,7 @@ def test_an_appeal_from_filing_to_ruling(app, db):
     # the ruling is final: no second ruling, no ordinary review over it
     alice.post("/appeals/1/decide", data={"csrf": alice.csrf, "ruling": "uphold", "reason": "x"})
     assert final(db, "banned_phrase") == (100.0, "pass")
-    with sqlite3.connect(db) as conn:
+    with raw_sql(db) as conn:
         actions = [a for (a,) in conn.execute("SELECT action FROM audit WHERE call_pk = ? ORDER BY id", (pk,))]
     assert actions == ["review:confirm", "appeal:file", "appeal:overturn"]
     mine = agent.get("/appeals").text
@@ -224,9 +225,10 @@ def test_the_appeal_window_and_the_hr_export(app, db, config, tmp_path):
     from qa_audio.results.review import ReviewError
     from qa_audio.results.store import open_store
 
-    with sqlite3.connect(db) as conn:       # bad_greeting was scored 10 days ago
-        conn.execute("UPDATE results SET created_at = datetime('now', '-10 days') || '+00:00' WHERE id ="
-                     " (SELECT current_result_id FROM calls WHERE call_id = 'bad_greeting')")
+    ten_days_ago = (datetime.now(timezone.utc) - timedelta(days=10)).isoformat(timespec="seconds")
+    with raw_sql(db) as conn:       # bad_greeting was scored 10 days ago
+        conn.execute("UPDATE results SET created_at = ? WHERE id ="
+                     " (SELECT current_result_id FROM calls WHERE call_id = 'bad_greeting')", (ten_days_ago,))
     with open_store(db) as store:
         agent, root = store.account("zhangmin"), store.account("root")
         with pytest.raises(ReviewError, match="appeal window closed"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, copy_store
+from conftest import ROOT, copy_store, raw_sql
 
 PASSWORD = "correct-horse-9"
 
@@ -103,11 +102,12 @@ def test_the_catalogue_is_complete_and_compiled():
 
 
 @pytest.fixture
-def store_db(sample_store, tmp_path):
+def store_db(sample_store, new_store):
+    """The sample calls, a supervisor and an admin, on each backend (SQLite, PostgreSQL)."""
     from qa_audio.results.review import hash_password
     from qa_audio.results.store import open_store
 
-    db = copy_store(sample_store, tmp_path / "results.sqlite")
+    db = copy_store(sample_store, new_store())
     with open_store(db) as store:
         store.add_user("alice", hash_password(PASSWORD))
         store.add_user("root", hash_password(PASSWORD), role="admin")
@@ -157,7 +157,7 @@ def test_errors_and_the_scorecard_show_in_the_readers_language(store_db, config)
     from qa_audio.web import create_app
 
     client = _login(create_app(store_db, config))
-    with sqlite3.connect(store_db) as conn:
+    with raw_sql(store_db) as conn:
         pk = conn.execute("SELECT id FROM calls WHERE call_id = 'bad_greeting'").fetchone()[0]
     page = client.get(f"/calls/{pk}").text
     card = re.search(r'<div class="card" id="scorecard">.*?</table>', page, re.S).group(0)
@@ -184,7 +184,7 @@ def busy_store(store_db):
     from qa_audio.results.review import review_finding
     from qa_audio.results.store import open_store
 
-    with sqlite3.connect(store_db) as conn:
+    with raw_sql(store_db) as conn:
         for call_id, when in WEEKS.items():
             conn.execute("UPDATE calls SET call_time = ? WHERE call_id = ?", (when, call_id))
     with open_store(store_db) as store:
@@ -203,7 +203,7 @@ def _period(day, grain: str) -> str:
 
 def _independent_figures(db: Path, grain: str):
     """The dashboard's figures straight from the store's tables (not through qa_audio)."""
-    with sqlite3.connect(db) as conn:
+    with raw_sql(db) as conn:
         rows = conn.execute("SELECT c.team, c.call_time, r.score, r.verdict, r.final_score, r.final_verdict,"
                             " r.result_json, r.id FROM calls c JOIN results r ON r.id = c.current_result_id").fetchall()
         reviews = conn.execute("SELECT result_id, rule, decision FROM reviews").fetchall()
@@ -372,11 +372,11 @@ def test_dashboard_and_language_in_a_real_browser(busy_store, config, serve, bro
 
 
 def _team(db: Path, call_id: str) -> str:
-    with sqlite3.connect(db) as conn:
+    with raw_sql(db) as conn:
         return conn.execute("SELECT team FROM calls WHERE call_id = ?", (call_id,)).fetchone()[0]
 
 
-def test_the_dashboard_escapes_hostile_names_and_copes_with_an_empty_store(busy_store, config, tmp_path):
+def test_the_dashboard_escapes_hostile_names_and_copes_with_an_empty_store(busy_store, config, new_store):
     """Team and agent names come from call metadata: in a chart's labels, tooltips and filters they stay text."""
     import html
 
@@ -385,7 +385,7 @@ def test_the_dashboard_escapes_hostile_names_and_copes_with_an_empty_store(busy_
     from qa_audio.web import create_app
 
     hostile = '<script>alert(1)</script>" onmouseover="x'
-    with sqlite3.connect(busy_store) as conn:
+    with raw_sql(busy_store) as conn:
         conn.execute("UPDATE calls SET team = ? WHERE team = '贷后二组'", (hostile,))
     client = _login(create_app(busy_store, config))
     client.post("/dashboard", data={"csrf": _token(client, "/dashboard"), "grain": "week", "by": "team"})
@@ -394,7 +394,7 @@ def test_the_dashboard_escapes_hostile_names_and_copes_with_an_empty_store(busy_
     filters = [json.loads(html.unescape(f)) for f in re.findall(r'data-filter="([^"]+)"', page)]
     filters += [json.loads(html.unescape(f)) for f in re.findall(r"data-filter='([^']+)'", page)]
     assert any(f.get("team") == hostile for f in filters)              # the filter carries the name exactly
-    empty = tmp_path / "empty.sqlite"
+    empty = new_store("empty")
     with open_store(empty, create=True) as store:
         store.add_user("alice", hash_password(PASSWORD))
     page = _login(create_app(empty, config)).get("/dashboard")

@@ -92,16 +92,17 @@ def test_show_and_export_read_a_store_in_a_read_only_folder(store_copy, tmp_path
 
 
 def test_the_batch_lock_holds_through_a_symlink(store_copy, tmp_path, config):
-    from qa_audio.batch.runner import _Lock
     from qa_audio.errors import StoreError
+    from qa_audio.results.store import open_store
 
     link = tmp_path / "elsewhere" / "link.sqlite"
     link.parent.mkdir()
     link.symlink_to(store_copy)
-    with _Lock(store_copy.resolve()):
+    with open_store(store_copy) as store, store.batch_lock():
         proc = cli("batch", ROOT / "samples", "--db", link)
     assert proc.returncode == 1 and "another batch is writing to this store" in proc.stderr
-    with _Lock(link.resolve()), pytest.raises(StoreError, match=r"another batch"), _Lock(store_copy.resolve()):
+    with open_store(link) as one, open_store(store_copy) as two, one.batch_lock(), \
+            pytest.raises(StoreError, match=r"another batch"), two.batch_lock():
         pass
 
 

@@ -5,12 +5,11 @@ import dataclasses
 import io
 import json
 import re
-import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import copy_store
+from conftest import copy_store, raw_sql
 
 flask = pytest.importorskip("flask")
 
@@ -18,11 +17,12 @@ PASSWORD = "listen-carefully-42"
 
 
 @pytest.fixture
-def store_db(sample_store, tmp_path):
+def store_db(sample_store, new_store):
+    """The sample calls and a supervisor, on each backend (SQLite, PostgreSQL)."""
     from qa_audio.results.review import hash_password
     from qa_audio.results.store import open_store
 
-    db = copy_store(sample_store, tmp_path / "results.sqlite")
+    db = copy_store(sample_store, new_store())
     with open_store(db) as store:
         store.add_user("alice", hash_password(PASSWORD))
     return db
@@ -62,8 +62,8 @@ def logged_in(app, name="alice"):
     return client
 
 
-def call_pk(db: Path, call_id: str) -> int:
-    with sqlite3.connect(db) as conn:
+def call_pk(db: Path | str, call_id: str) -> int:
+    with raw_sql(db) as conn:
         return conn.execute("SELECT id FROM calls WHERE call_id = ?", (call_id,)).fetchone()[0]
 
 
@@ -113,13 +113,13 @@ def test_wrong_password_csrf_and_lockout(app, store_db):
     resp = other.post(f"/calls/{pk}/review", data={"rule": "BAN-1", "decision": "overturn", "reason": "x",
                                                    "csrf": "forged"})
     assert resp.status_code == 400
-    with sqlite3.connect(store_db) as conn:
+    with raw_sql(store_db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM reviews").fetchone()[0] == 0
 
 
-def test_crafted_ids_and_paths_cannot_read_files(app, store_db):
+def test_crafted_ids_and_paths_cannot_read_files(app, store_db, tmp_path):
     client = logged_in(app)
-    secret = Path(store_db).parent / "secret.txt"
+    secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-CONTENT")
     pk = call_pk(store_db, "compliant")
     crafted = ["/calls/99999/audio", "/calls/-1/audio", "/calls/0/audio", f"/calls/{pk}/audio/../../secret.txt",
@@ -134,7 +134,7 @@ def test_crafted_ids_and_paths_cannot_read_files(app, store_db):
     resp = client.get(f"/calls/{pk}/audio?path={secret}&file={secret}")
     assert resp.status_code == 200 and resp.data[:4] == b"RIFF" and b"TOP-SECRET" not in resp.data
     # a tampered store row pointing elsewhere is refused: the file must still hash to the stored audio
-    with sqlite3.connect(store_db) as conn:
+    with raw_sql(store_db) as conn:
         conn.execute("UPDATE calls SET path = ? WHERE id = ?", (str(secret), pk))
     resp = client.get(f"/calls/{pk}/audio")
     assert resp.status_code == 410 and b"TOP-SECRET" not in resp.data
@@ -152,7 +152,7 @@ def test_audio_streams_with_range_requests_and_survives_a_moved_file(app, store_
     flac = client.get(f"/calls/{call_pk(store_db, 'no_closing')}/audio")
     assert flac.status_code == 200 and flac.mimetype == "audio/flac"
     moved = tmp_path / "elsewhere.wav"
-    with sqlite3.connect(store_db) as conn:
+    with raw_sql(store_db) as conn:
         conn.execute("UPDATE calls SET path = ? WHERE id = ?", (str(moved), pk))
     gone = client.get(f"/calls/{pk}/audio")
     assert gone.status_code == 410 and "no longer where the batch found it" in gone.text
@@ -170,7 +170,7 @@ def test_audio_a_browser_cannot_play_is_served_as_wav(app, store_db, tmp_path):
     import hashlib
 
     pk = call_pk(store_db, "compliant")
-    with sqlite3.connect(store_db) as conn:
+    with raw_sql(store_db) as conn:
         conn.execute("UPDATE calls SET path = ?, audio_sha256 = ?, codec = 'WAV/ALAW' WHERE id = ?",
                      (str(alaw), hashlib.sha256(alaw.read_bytes()).hexdigest(), pk))
     resp = client.get(f"/calls/{pk}/audio")
@@ -251,7 +251,7 @@ def test_spot_check_queue_and_progress(store_db, config):
 
     everything = logged_in(create_app(store_db, review_config(config, sample_passing_percent=100)))
     page = everything.get("/queue").text
-    with sqlite3.connect(store_db) as conn:
+    with raw_sql(store_db) as conn:
         verdicts = dict(conn.execute("SELECT r.verdict, COUNT(*) FROM calls c JOIN results r"
                                      " ON r.id = c.current_result_id GROUP BY r.verdict").fetchall())
     assert f"已复核 0 / {verdicts.get('fail', 0)}" in section(page, "fail")
@@ -260,7 +260,7 @@ def test_spot_check_queue_and_progress(store_db, config):
     resp = everything.post(f"/calls/{start}/checked", data={"csrf": token(everything, "/queue")})
     assert resp.status_code == 302 and resp.location != f"/calls/{start}"
     assert f"已复核 1 / {verdicts.get('fail', 0)}" in section(everything.get("/queue").text, "fail")
-    with sqlite3.connect(store_db) as conn:
+    with raw_sql(store_db) as conn:
         assert conn.execute("SELECT action, actor FROM audit WHERE call_pk = ?", (start,)).fetchall() == [
             ("checked", "alice")]
     nothing = logged_in(create_app(store_db, review_config(config, sample_passing_percent=0)))
@@ -361,7 +361,7 @@ def test_a_supervisor_reviews_a_call_in_a_real_browser(live_server, store_db, br
         assert "alice 推翻" in page.inner_text("#finding-BAN-1")
         assert "review:overturn BAN-1" in page.inner_text("#audit")
         browser.close()
-    with sqlite3.connect(store_db) as conn:
+    with raw_sql(store_db) as conn:
         assert conn.execute("SELECT final_score, final_verdict FROM results r JOIN calls c"
                             " ON c.current_result_id = r.id WHERE c.call_id = 'banned_phrase'").fetchone() == (
             100.0, "pass")

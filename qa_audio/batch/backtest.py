@@ -324,12 +324,12 @@ def render_sweep(key: str, runs: list[tuple[str, BacktestReport]]) -> str:
 
 
 def collect(inputs: list[str], config: Config, *, scorer=None, progress=None) -> tuple[list[dict], list]:
-    """Results and (where there are any) analyses from the inputs: results stores (``.sqlite``/``.db``,
-    re-judged under ``config``), result JSON files (taken as they are) and audio files or folders
-    (scored now). Returns (results, analyses); a bad audio file becomes an error result."""
+    """Results and (where there are any) analyses from the inputs: results stores (``.sqlite``/``.db`` or a
+    ``postgresql://`` address, re-judged under ``config``), result JSON files (taken as they are) and audio
+    files or folders (scored now). Returns (results, analyses); a bad audio file becomes an error result."""
     from qa_audio.batch.jobs import AUDIO_SUFFIXES, find_audio
     from qa_audio.pipeline import Scorer
-    from qa_audio.results.store import open_store
+    from qa_audio.results.store import is_server, open_store
     from qa_audio.signal.audio import load_audio
 
     results: list[dict] = []
@@ -337,15 +337,15 @@ def collect(inputs: list[str], config: Config, *, scorer=None, progress=None) ->
     audio: list[Path] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            audio += find_audio(path)
-            found = (_parse_result(p) for p in sorted(path.glob("*.json")) if p.name != "labels.json")
-            results += [data for data, _problem in found if data is not None]
-        elif path.suffix.lower() in (".sqlite", ".db", ".sqlite3"):
-            with open_store(path, readonly=True) as store:
+        if is_server(item) or (path.suffix.lower() in (".sqlite", ".db", ".sqlite3") and not path.is_dir()):
+            with open_store(item, readonly=True) as store:
                 stored = stored_analyses(store)
             analyses += stored
             results += judge_all(config, stored)
+        elif path.is_dir():
+            audio += find_audio(path)
+            found = (_parse_result(p) for p in sorted(path.glob("*.json")) if p.name != "labels.json")
+            results += [data for data, _problem in found if data is not None]
         elif path.suffix.lower() == ".json":
             results.append(_read_result(path))
         elif path.suffix.lower() in AUDIO_SUFFIXES or path.exists():

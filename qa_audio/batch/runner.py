@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sys
@@ -31,7 +30,7 @@ from qa_audio.errors import QAError, StoreError, one_line
 from qa_audio.judge.analysis import Analysis
 from qa_audio.pipeline import Scorer, analysis_key
 from qa_audio.results.privacy import Redactor
-from qa_audio.results.store import Store, open_store
+from qa_audio.results.store import Store, is_server, open_store
 from qa_audio.signal.audio import file_sha256
 
 
@@ -131,29 +130,6 @@ def _clock(seconds: float) -> str:
 
 
 # --------------------------------------------------------------------------- the batch
-class _Lock:
-    """An exclusive lock beside the store: one batch writes to a store at a time."""
-
-    def __init__(self, db: Path):
-        self.path = db.with_name(db.name + ".lock")
-
-    def __enter__(self) -> _Lock:
-        try:
-            self.fh = open(self.path, "w")
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot create the batch lock: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.close()
-            raise StoreError(f"{self.path.with_suffix('')}: another batch is writing to this store") from None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()
-
-
 def run_batch(root: str | Path | None, *, db: str | Path, config: Config, workers: int = 1,
               metadata_csv: str | Path | None = None, out_dir: str | Path | None = None, rescore: bool = False,
               scheduler: str | None = None, progress: Progress | None = None,
@@ -166,11 +142,12 @@ def run_batch(root: str | Path | None, *, db: str | Path, config: Config, worker
     """
     if workers < 1:
         raise QAError(f"--workers must be at least 1, got {workers}")
-    db = Path(db)
-    if not db.parent.is_dir():
-        raise StoreError(f"{db}: folder {db.parent} does not exist")
-    if db.is_dir():
-        raise StoreError(f"{db}: is a directory, not a results store")
+    if not is_server(db):
+        db = Path(db)
+        if not db.parent.is_dir():
+            raise StoreError(f"{db}: folder {db.parent} does not exist")
+        if db.is_dir():
+            raise StoreError(f"{db}: is a directory, not a results store")
     out = Path(out_dir) if out_dir else None
     if out is not None:
         try:
@@ -180,7 +157,7 @@ def run_batch(root: str | Path | None, *, db: str | Path, config: Config, worker
         for stale in out.glob(".*.json.*.tmp"):     # left by a killed run
             stale.unlink(missing_ok=True)
     sidecar = load_sidecar(metadata_csv) if metadata_csv else None
-    with _Lock(db.resolve()), open_store(db) as store:     # one lock however the store is reached (links)
+    with open_store(db) as store, store.batch_lock():       # one batch per store, however it is reached
         return _Batch(store, config, root=Path(root) if root else None, workers=workers, sidecar=sidecar,
                       out=out, scheduler=scheduler, progress=progress, scorer=scorer).run(command, rescore)
 

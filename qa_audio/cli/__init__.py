@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 from pathlib import Path
 
-from qa_audio.cli import people
+from qa_audio.cli import people, stores
+from qa_audio.cli.people import STORE_HELP
 from qa_audio.config import METADATA_FIELDS
 from qa_audio.errors import ConfigError, QAError
 from qa_audio.i18n import DEFAULT_LANGUAGE, LANGUAGES
@@ -316,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     _results_commands(sub)
     _admin_commands(sub)
     people.add_commands(sub)
+    stores.add_commands(sub)
     return parser
 
 
@@ -332,7 +333,7 @@ def _scoring_commands(sub) -> None:
 
     p = sub.add_parser("batch", help="score every recording under a folder into a results store (the nightly job)")
     p.add_argument("folder", nargs="?", metavar="DIR", help="folder of recordings, searched recursively")
-    p.add_argument("--db", required=True, help="SQLite results store (created if missing)")
+    p.add_argument("--db", required=True, help=STORE_HELP + " (created if missing)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes, each with its own model")
     p.add_argument("--metadata", metavar="CSV", help="sidecar CSV: file, " + ", ".join(METADATA_FIELDS))
     p.add_argument("--out", metavar="DIR", help="also write one JSON result per call here")
@@ -362,13 +363,13 @@ def _results_commands(sub) -> None:
     """show, export, review, labels, backtest: what is made of stored results."""
     p = sub.add_parser("show", help="one stored call: timeline, transcript and findings")
     p.add_argument("call_id", metavar="CALL_ID", help="call id (file stem), a prefix of its audio hash, or its number")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.add_argument("--json", action="store_true", help="the stored result as JSON")
     p.add_argument("--config", help="config YAML (its privacy settings decide the masking)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("export", help="scores per agent or team and period, for HR (xlsx, csv or json)")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.add_argument("--period", required=True, help="2026-11, 2026, 2026-11-03, 2026-W45 or 2026-11-01..2026-11-15")
     p.add_argument("--by", choices=("agent", "team", "client"), default="agent")
     p.add_argument("--format", choices=("xlsx", "csv", "json"), help="default: from the output file's suffix")
@@ -385,11 +386,11 @@ def _results_commands(sub) -> None:
     p.add_argument("decision", choices=("confirm", "overturn"))
     p.add_argument("--reason", required=True)
     p.add_argument("--user", required=True, help="who decides (kept in the audit trail)")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.set_defaults(func=cmd_review)
 
     p = sub.add_parser("labels", help="reviewed findings as a labels file for qa-audio backtest")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.add_argument("-o", "--output", metavar="FILE")
     p.set_defaults(func=cmd_labels)
 
@@ -419,7 +420,7 @@ def _results_commands(sub) -> None:
 def _admin_commands(sub) -> None:
     """serve, redact-audio, doctor, rules."""
     p = sub.add_parser("serve", help="the supervisors' review page: queue, calls, audio, timeline, confirm/overturn")
-    p.add_argument("--db", required=True, help="SQLite results store written by qa-audio batch")
+    p.add_argument("--db", required=True, help=STORE_HELP + ", written by qa-audio batch")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--config", help="config YAML (its privacy and review settings apply)")
@@ -430,7 +431,7 @@ def _admin_commands(sub) -> None:
 
     p = sub.add_parser("redact-audio", help="write a copy of a call with spoken personal numbers silenced or bleeped")
     p.add_argument("call_id", metavar="CALL_ID")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.add_argument("-o", "--output", required=True, metavar="FILE.wav")
     p.add_argument("--bleep", action="store_true", help="a 1 kHz tone instead of silence")
     p.add_argument("--config")
@@ -459,17 +460,21 @@ def main(argv: list[str] | None = None) -> int:
     except QAError as exc:
         print(f"qa-audio: error: {exc}", file=sys.stderr)
         return EXIT_FATAL
-    except sqlite3.DatabaseError as exc:  # a store damaged past its first pages shows only when read
-        from qa_audio.results.store import damaged
-
-        print(f"qa-audio: error: {getattr(args, 'db', 'the results store')}: {damaged(exc)}", file=sys.stderr)
-        return EXIT_FATAL
     except KeyboardInterrupt:
         print("qa-audio: interrupted; what was scored is kept, rerun to continue", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `qa-audio … | head`: the reader has gone, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:
+        from qa_audio.results.store import damaged, database_errors, display_name
+
+        if not isinstance(exc, database_errors()):
+            raise
+        # a store damaged past its first pages shows only when read; a server that went away mid-command
+        where = display_name(getattr(args, "db", None) or "the results store")
+        print(f"qa-audio: error: {where}: {damaged(exc)}", file=sys.stderr)
+        return EXIT_FATAL
 
 
 if __name__ == "__main__":

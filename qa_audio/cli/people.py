@@ -13,6 +13,9 @@ from pathlib import Path
 from qa_audio.errors import QAError
 from qa_audio.results.records import APPEAL_STATUSES
 
+STORE_HELP = ("results store: an SQLite file, or a PostgreSQL database as postgresql://USER@HOST:PORT/DB"
+              " (password from ~/.pgpass or PGPASSWORD)")
+
 EXIT_OK = 0
 
 
@@ -26,7 +29,7 @@ def add_commands(sub) -> None:
     who.add_argument("--to", metavar="SUPERVISOR", help="the supervisor who reviews them")
     who.add_argument("--unassign", action="store_true", help="back to the shared queue")
     p.add_argument("--user", default="cli", help="who assigns (kept in the audit trail)")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.set_defaults(func=cmd_assign)
 
     appeals = sub.add_parser("appeals", help="agents' appeals (申诉): list them, rule on one")
@@ -34,14 +37,14 @@ def add_commands(sub) -> None:
     p = asub.add_parser("list", help="appeals with their state (open ones by default)")
     p.add_argument("--status", choices=(*APPEAL_STATUSES, "all"), default="open")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.set_defaults(func=cmd_appeals_list)
     p = asub.add_parser("decide", help="rule on an appeal: uphold (the finding stands) or overturn (reversed)")
     p.add_argument("appeal_id", type=int, metavar="APPEAL")
     p.add_argument("ruling", choices=("uphold", "overturn"))
     p.add_argument("--reason", required=True)
     p.add_argument("--user", required=True, help="the supervisor who rules (not the one whose decision is disputed)")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.add_argument("--config", help="config YAML (its privacy settings mask the reason)")
     p.set_defaults(func=cmd_appeals_decide)
 
@@ -55,20 +58,20 @@ def _users_commands(sub) -> None:
                                     "(the password from the terminal, stdin or $QA_AUDIO_PASSWORD)")
     p.add_argument("name")
     _role_arguments(p, required=False)
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.set_defaults(func=cmd_users_add)
     p = usub.add_parser("list", help="every account with its role and scope")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.set_defaults(func=cmd_users_list)
     for name, active in (("disable", False), ("enable", True)):
         p = usub.add_parser(name, help=f"{name} an account ({'its sessions end at once' if not active else 'again'})")
         p.add_argument("name")
-        p.add_argument("--db", required=True)
+        p.add_argument("--db", required=True, help=STORE_HELP)
         p.set_defaults(func=cmd_users_active, active=active)
     p = usub.add_parser("set-role", help="change an account's role and scope")
     p.add_argument("name")
     _role_arguments(p, required=True)
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.set_defaults(func=cmd_users_set_role)
 
 
@@ -226,20 +229,20 @@ def _calibration_commands(sub) -> None:
     p.add_argument("--calls", nargs="+", required=True, metavar="CALL_ID")
     p.add_argument("--reviewers", required=True, help="two or more supervisors, comma-separated")
     p.add_argument("--user", required=True, help="the supervisor who sets it up")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.set_defaults(func=cmd_calibration_create)
     p = csub.add_parser("list", help="the sessions and who has handed in what")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.set_defaults(func=cmd_calibration_list)
     p = csub.add_parser("report", help="agreement per rule, Cohen's / Fleiss' kappa, the calls they disagree on")
     p.add_argument("session_id", type=int, metavar="SESSION")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.set_defaults(func=cmd_calibration_report)
     p = csub.add_parser("labels", help="the reviewers' majority decisions as labels for qa-audio backtest")
     p.add_argument("session_id", type=int, metavar="SESSION")
     p.add_argument("-o", "--output", metavar="FILE")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help=STORE_HELP)
     p.set_defaults(func=cmd_calibration_labels)
 
 

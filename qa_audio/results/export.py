@@ -13,7 +13,6 @@ import statistics
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 from qa_audio.errors import QAError
 from qa_audio.i18n import DEFAULT_LANGUAGE, N_, gettext, title_in
@@ -229,7 +228,7 @@ def build_export(store: Store, *, period: Period, by: str = "agent", scope: Scop
         "from": period.start.isoformat(),
         "to": period.last.isoformat(),
         "by": by,
-        "store": Path(store.path).name,
+        "store": store.name,
         "calls": len(calls),
         "calls_without_call_time": len(no_time),
         "calls_left_out_blind": blind,

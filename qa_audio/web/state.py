@@ -14,7 +14,7 @@ from qa_audio.config import Config
 from qa_audio.results.access import User
 from qa_audio.results.privacy import Redactor
 from qa_audio.results.review import spot_check_queue
-from qa_audio.results.store import Store, StoredCall, open_store
+from qa_audio.results.store import Store, StoredCall, is_server, open_store
 from qa_audio.web.audio_files import AudioFiles
 
 MAX_FAILED_LOGINS, LOCKOUT_S = 5, 60.0
@@ -57,7 +57,8 @@ class ReviewState:
     def open(cls, db: str | Path, config: Config) -> ReviewState:
         db = str(db)
         open_store(db, create=False).close()      # fail now, with the store's own message, if it is unusable
-        return cls(db, config, Redactor(config.privacy), AudioFiles(Path(db).resolve().parent))
+        beside = Path.cwd() if is_server(db) else Path(db).resolve().parent    # where relative paths are found
+        return cls(db, config, Redactor(config.privacy), AudioFiles(beside))
 
     def close(self) -> None:
         self.audio_files.close()

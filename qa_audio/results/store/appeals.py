@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from qa_audio.errors import StoreError
 from qa_audio.results.access import Scope
 from qa_audio.results.records import Appeal
+from qa_audio.results.store.backend import Row
 from qa_audio.results.store.base import StoreBase, _now, scope_sql
 
 _SELECT = ("SELECT a.*, c.call_id, c.agent_id, c.team FROM appeals a JOIN calls c ON c.id = a.call_pk")
 
 
-def _appeal(row: sqlite3.Row) -> Appeal:
+def _appeal(row: Row) -> Appeal:
     return Appeal(row["id"], row["call_pk"], row["call_id"], row["result_id"], row["rule"], row["agent"],
                   row["reason"], row["filed_at"], row["disputed_by"], row["status"], row["ruled_by"],
                   row["ruling_reason"], row["ruled_at"], row["score_before"], row["score_after"],

@@ -2,16 +2,23 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from qa_audio.config import METADATA_FIELDS
 from qa_audio.errors import StoreError
 from qa_audio.results.access import Scope
 from qa_audio.results.records import Review, StoredResult
+from qa_audio.results.store.backend import (
+    Dialect,
+    FileLock,
+    PgConnection,
+    database_errors,
+    first_line,
+    server_batch_lock,
+)
 
 if TYPE_CHECKING:       # imported only when an analysis is read (jieba, pypinyin)
     from qa_audio.judge.analysis import Analysis
@@ -66,7 +73,7 @@ def _absolute(path: str) -> str:
     return str(Path(path).absolute())
 
 
-def _metadata_of(row: sqlite3.Row) -> dict:
+def _metadata_of(row: Any) -> dict:
     out = {k: (row[k] if k in row.keys() else None) for k in METADATA_FIELDS}
     out["source"] = row["metadata_source"]
     out["missing"] = row["metadata_missing"].split(",") if row["metadata_missing"] else []
@@ -74,16 +81,17 @@ def _metadata_of(row: sqlite3.Row) -> dict:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error; SQLite errors become StoreError."""
+    """A write transaction (writers take turns), rolled back on any error; driver errors become StoreError."""
 
-    def __init__(self, conn: sqlite3.Connection, path: str):
-        self.conn, self.path = conn, path
+    def __init__(self, conn: Any, dialect: Dialect, path: str):
+        self.conn, self.dialect, self.path = conn, dialect, path
 
-    def __enter__(self) -> sqlite3.Cursor:
+    def __enter__(self) -> Any:
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot write: {exc}") from None
+            self.dialect.begin_write(self.conn)
+        except database_errors() as exc:
+            self._rollback()
+            raise StoreError(f"{self.path}: cannot write: {first_line(exc)}") from None
         return self.conn.cursor()
 
     def __exit__(self, kind, exc, tb) -> Literal[False]:
@@ -91,13 +99,19 @@ class _Transaction:
             try:
                 self.conn.execute("COMMIT")
                 return False
-            except sqlite3.Error as err:
-                self.conn.execute("ROLLBACK")
-                raise StoreError(f"{self.path}: cannot write: {err}") from None
-        self.conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise StoreError(f"{self.path}: cannot write: {exc}") from None
+            except database_errors() as err:
+                self._rollback()
+                raise StoreError(f"{self.path}: cannot write: {first_line(err)}") from None
+        self._rollback()
+        if isinstance(exc, database_errors()):
+            raise StoreError(f"{self.path}: cannot write: {first_line(exc)}") from None
         return False
+
+    def _rollback(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except database_errors():
+            pass          # no transaction open (BEGIN failed) or the connection is gone
 
 
 def scope_sql(scope: Scope | None, alias: str = "c") -> tuple[str, list]:
@@ -122,12 +136,13 @@ _S = TypeVar("_S", bound="StoreBase")
 class StoreBase:
     """The connection and transactions every part of the store works through."""
 
-    def __init__(self, path: str | Path, conn: sqlite3.Connection):
-        self.path = str(path)
+    def __init__(self, path: str | Path, conn: Any, dialect: Dialect | None = None):
+        self.path = str(path)          # the file, or the server URL without its password: for messages
         self.conn = conn
-        columns = {r[1] for r in conn.execute("PRAGMA table_info(calls)")}
+        self.dialect = dialect or Dialect()
+        columns = self.dialect.columns(conn, "calls")
         self._client = "c.client" if "client" in columns else "NULL AS client"   # a store read before migration 4
-        self._tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self._tables = self.dialect.tables(conn)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -140,8 +155,20 @@ class StoreBase:
         self.close()
 
     @property
+    def name(self) -> str:
+        """The store as a report names it: the file's name, or the server database's address."""
+        return self.path if self.dialect.kind != "sqlite" else Path(self.path).name
+
+    @property
     def schema_version(self) -> int:
-        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+        return self.dialect.schema_version(self.conn)
+
+    def batch_lock(self):
+        """Held by a batch while it writes: a second batch on the same store is refused, on any machine
+        that reaches it."""
+        if isinstance(self.conn, PgConnection):
+            return server_batch_lock(self.conn, self.path)
+        return FileLock(Path(self.path).resolve())
 
     def _tx(self):
-        return _Transaction(self.conn, self.path)
+        return _Transaction(self.conn, self.dialect, self.path)

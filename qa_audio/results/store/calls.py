@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import TYPE_CHECKING
 
 from qa_audio.config import METADATA_FIELDS
 from qa_audio.errors import StoreError
 from qa_audio.results.access import Scope
 from qa_audio.results.records import Review, StoredResult
+from qa_audio.results.store.backend import Row
 from qa_audio.results.store.base import StoredCall, _absolute, _metadata_of, _now, scope_sql
 from qa_audio.results.store.reviews import ReviewsPart
 
@@ -34,12 +34,12 @@ class CallsPart(ReviewsPart):
             " AND a.analysis_key = ?", (sha256, key)).fetchone()
         return self._analysis(row) if row else None
 
-    def _analysis(self, row: sqlite3.Row) -> Analysis:
+    def _analysis(self, row: Row) -> Analysis:
         from qa_audio.judge.analysis import Analysis  # jieba and pypinyin load only when one is read
 
         return Analysis.from_dict(self._analysis_dict(row))
 
-    def _analysis_dict(self, row: sqlite3.Row) -> dict:
+    def _analysis_dict(self, row: Row) -> dict:
         utterances = [{"channel": s["channel"], "start_s": s["start_s"], "end_s": s["end_s"], "text": s["text"],
                        "words": json.loads(s["words_json"])}
                       for s in self.conn.execute("SELECT * FROM segments WHERE analysis_id = ? ORDER BY idx",
@@ -82,7 +82,7 @@ class CallsPart(ReviewsPart):
         row = self.conn.execute("SELECT * FROM calls WHERE audio_sha256 = ?", (sha256,)).fetchone()
         return self._stored_call(row) if row else None
 
-    def _stored_call(self, row: sqlite3.Row) -> StoredCall:
+    def _stored_call(self, row: Row) -> StoredCall:
         result = analysis = res = None
         reviews: dict[str, Review] = {}
         if row["current_result_id"] is not None:
@@ -133,7 +133,7 @@ class CallsPart(ReviewsPart):
         row = self.conn.execute("SELECT result_json FROM results WHERE id = ?", (result_id,)).fetchone()
         return self._result(row) if row else None
 
-    def _result(self, row: sqlite3.Row) -> StoredResult:
+    def _result(self, row: Row) -> StoredResult:
         """The stored result record; a result the store cannot read is a damaged store, named."""
         try:
             return StoredResult.from_dict(json.loads(row["result_json"]))

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from qa_audio.results.access import Scope
 from qa_audio.results.records import Review
+from qa_audio.results.store.backend import Row
 from qa_audio.results.store.base import LIST_COLUMNS, StoreBase, _now, scope_sql
 
 
-def _review(row: sqlite3.Row) -> Review:
+def _review(row: Row) -> Review:
     return Review(row["decision"], row["reason"], row["reviewer"], row["at"])
 
 

@@ -36,7 +36,7 @@ class RunsPart(StoreBase):
             cur.execute(
                 "INSERT INTO errors (path, audio_sha256, error, first_run_id, last_run_id, first_seen, last_seen)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path, audio_sha256) DO UPDATE SET"
-                " error = excluded.error, last_run_id = excluded.last_run_id, attempts = attempts + 1,"
+                " error = excluded.error, last_run_id = excluded.last_run_id, attempts = errors.attempts + 1,"
                 " last_seen = excluded.last_seen",
                 (path, sha256, error, run_id, run_id, now, now),
             )

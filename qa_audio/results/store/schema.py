@@ -1,13 +1,16 @@
-"""The store's schema: numbered migrations (SQLite's ``PRAGMA user_version``), the version check made
-before anything is written, and opening a store read-only."""
+"""The store's schema: numbered migrations (the version is SQLite's ``PRAGMA user_version``, or the
+``qa_schema`` table on PostgreSQL), the version check made before anything is written, and opening an
+SQLite store read-only. The migrations are written in SQLite's types; :mod:`.backend` translates them."""
 from __future__ import annotations
 
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from qa_audio.errors import StoreError
+from qa_audio.results.store.backend import Dialect, first_line
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: calls, analyses, transcript segments, results, findings, timing, errors, runs
@@ -134,12 +137,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE sessions (
         token_sha256 TEXT PRIMARY KEY,         -- the cookie holds the token; the store only its hash
-        user TEXT NOT NULL,
+        "user" TEXT NOT NULL,
         created_at TEXT NOT NULL,
         expires_at TEXT NOT NULL,
         revoked_at TEXT
     );
-    CREATE INDEX sessions_user ON sessions (user);
+    CREATE INDEX sessions_user ON sessions ("user");
     """,
     # 4: the client line a call was made on (which rulebook judges it; export by client)
     """
@@ -205,9 +208,9 @@ MIGRATIONS: tuple[str, ...] = (
 READABLE_FROM = 2       # what reading needs (results' final scores); later migrations add tables reads never use
 
 
-def damaged(exc: sqlite3.DatabaseError) -> str:
-    """A one-line cause for a SQLite failure, with what to do when the file is damaged."""
-    text = str(exc)
+def damaged(exc: Exception) -> str:
+    """A one-line cause for a database failure, with what to do when an SQLite file is damaged."""
+    text = first_line(exc)
     if "malformed" in text or "not a database" in text or "corrupt" in text:
         return f"{text}: the file is damaged; restore it from a backup (or try sqlite3's .recover)"
     return text
@@ -227,28 +230,32 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{quote(str(path.resolve()))}?immutable=1", uri=True, isolation_level=None)
 
 
-def _check_version(conn: sqlite3.Connection, path: Path) -> int:
-    """The schema version, read before anything is written; sanity of the file as an SQLite store."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+def check_version(conn: Any, dialect: Dialect, name: str) -> int:
+    """The schema version, read before anything is written; sanity of the database as a qa-audio store."""
+    version = dialect.schema_version(conn)
     if version > len(MIGRATIONS):
-        raise StoreError(f"{path}: store schema {version} is newer than this qa-audio ({len(MIGRATIONS)}); "
+        raise StoreError(f"{name}: store schema {version} is newer than this qa-audio ({len(MIGRATIONS)}); "
                          f"upgrade qa-audio (the store was not modified)")
-    if version and not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'").fetchone():
-        raise StoreError(f"{path}: an SQLite file, but not a qa-audio results store")
+    if version and "calls" not in dialect.tables(conn):
+        what = "an SQLite file" if dialect.kind == "sqlite" else "a database"
+        raise StoreError(f"{name}: {what}, but not a qa-audio results store")
     return version
 
 
-def _migrate(conn: sqlite3.Connection, path: Path, version: int) -> None:
-    for number in range(version + 1, len(MIGRATIONS) + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(MIGRATIONS[number - 1]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
+def migrate(conn: Any, dialect: Dialect, name: str) -> None:
+    """Bring the store up to the newest schema, one migration per transaction."""
+    with dialect.migration_lock(conn):
+        version = check_version(conn, dialect, name)       # read again under the lock: another opener may have
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            dialect.begin_write(conn)
+            try:
+                for statement in _statements(MIGRATIONS[number - 1]):
+                    conn.execute(dialect.ddl(statement))
+                dialect.set_schema_version(conn, number)
+                conn.execute("COMMIT")
+            except Exception:
+                conn.execute("ROLLBACK")
+                raise
 
 
 def _statements(script: str) -> list[str]:

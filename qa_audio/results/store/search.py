@@ -1,8 +1,8 @@
 """Searching and listing calls with their final scores (after review)."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from datetime import date, timedelta
 
 from qa_audio.errors import StoreError
 from qa_audio.results.access import Scope
@@ -38,7 +38,7 @@ class SearchPart(StoreBase):
         in_scope, scope_args = scope_sql(scope)
         where, args = [in_scope], list(scope_args)
         for condition, value in (("c.agent_id = ?", agent), ("c.team = ?", team), ("c.call_time >= ?", date_from),
-                                 ("c.call_time < date(?, '+1 day')", date_to), (f"{FINAL_SCORE} >= ?", score_min),
+                                 ("c.call_time < ?", _day_after(date_to)), (f"{FINAL_SCORE} >= ?", score_min),
                                  (f"{FINAL_SCORE} <= ?", score_max), (f"{FINAL_VERDICT} = ?", verdict)):
             if value is not None and value != "":
                 where.append(condition)
@@ -57,13 +57,14 @@ class SearchPart(StoreBase):
                     f" JOIN segments s ON s.analysis_id = r.analysis_id WHERE s.text LIKE ? ESCAPE '\\' AND {in_scope}",
                     (f"%{escaped}%", *scope_args)).fetchall()
                 visible = sorted({pk for pk, said in hits if text in (shown(said) or "")})
-                where.append("c.id IN (SELECT value FROM json_each(?))")
-                args.append(json.dumps(visible))
+                where.append(f"c.id IN ({', '.join('?' * len(visible))})" if visible else "0 = 1")
+                args.extend(visible)
         base = (" FROM calls c JOIN results r ON r.id = c.current_result_id WHERE " + " AND ".join(where))
         total = self.conn.execute("SELECT COUNT(*)" + base, args).fetchone()[0]
         order = f"{CALL_SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, c.id"
         rows = self.conn.execute(
-            f"SELECT {LIST_COLUMNS}, (SELECT GROUP_CONCAT(f.rule, ' ') {FINALLY_FAILING}) AS failed_rules"
+            f"SELECT {LIST_COLUMNS}, (SELECT {self.dialect.group_concat('f.rule', ' ')} {FINALLY_FAILING})"
+            " AS failed_rules"
             + base + f" ORDER BY {order} LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
         return [dict(r) for r in rows], total
 
@@ -78,3 +79,13 @@ class SearchPart(StoreBase):
                 "rules": [r[0] for r in q("SELECT DISTINCT f.rule FROM findings f JOIN calls c"
                                           f" ON c.current_result_id = f.result_id WHERE {in_scope} ORDER BY f.rule",
                                           args)]}
+
+
+def _day_after(day: str | None) -> str | None:
+    """The day after ``YYYY-MM-DD`` (``date_to`` is inclusive; call times are ISO text)."""
+    if not day:
+        return day
+    try:
+        return (date.fromisoformat(day[:10]) + timedelta(days=1)).isoformat()
+    except ValueError:
+        raise StoreError(f"date_to: {day!r} is not a date (YYYY-MM-DD)") from None

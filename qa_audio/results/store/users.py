@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 from qa_audio.results.access import User
+from qa_audio.results.store.backend import Row
 from qa_audio.results.store.base import StoreBase, _now, _token_hash
 
 
-def _user(row: sqlite3.Row) -> User:
+def _user(row: Row) -> User:
     keys = row.keys()
     return User(row["name"], row["role"] if "role" in keys else "supervisor",
                 tuple(json.loads(row["teams_json"])) if "teams_json" in keys else (),
@@ -46,7 +46,8 @@ class UsersPart(StoreBase):
         with self._tx() as cur:
             cur.execute("UPDATE users SET active = ? WHERE name = ?", (int(active), name))
             if not active:
-                cur.execute("UPDATE sessions SET revoked_at = ? WHERE user = ? AND revoked_at IS NULL", (_now(), name))
+                cur.execute("UPDATE sessions SET revoked_at = ? WHERE \"user\" = ? AND revoked_at IS NULL",
+                            (_now(), name))
 
     def set_role(self, name: str, *, role: str, teams: Sequence[str] = (), agent_id: str | None = None) -> None:
         with self._tx() as cur:
@@ -59,7 +60,7 @@ class UsersPart(StoreBase):
         now = datetime.now(timezone.utc)
         with self._tx() as cur:
             cur.execute("DELETE FROM sessions WHERE expires_at < ?", (now.isoformat(),))
-            cur.execute("INSERT INTO sessions (token_sha256, user, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            cur.execute("INSERT INTO sessions (token_sha256, \"user\", created_at, expires_at) VALUES (?, ?, ?, ?)",
                         (_token_hash(token), user, now.isoformat(), (now + timedelta(hours=hours)).isoformat()))
         return token
 
@@ -68,7 +69,7 @@ class UsersPart(StoreBase):
         if not token or not isinstance(token, str) or len(token) > 100:
             return None
         row = self.conn.execute(
-            "SELECT u.* FROM sessions s JOIN users u ON u.name = s.user WHERE s.token_sha256 = ?"
+            "SELECT u.* FROM sessions s JOIN users u ON u.name = s.\"user\" WHERE s.token_sha256 = ?"
             " AND s.revoked_at IS NULL AND s.expires_at > ? AND u.active = 1",
             (_token_hash(token), datetime.now(timezone.utc).isoformat())).fetchone()
         return _user(row) if row else None
