@@ -13,7 +13,7 @@ differs is here and nowhere else:
 * the batch lock: one batch writes to a store at a time (a lock file beside the SQLite file; a
   session advisory lock on the server, released by the server if the batch's machine dies).
 
-Why one SQL layer over psycopg rather than SQLAlchemy Core: the store is about 150 hand-written,
+Why one SQL layer over psycopg rather than SQLAlchemy Core: the store is about 110 hand-written,
 tested queries in the common subset of both dialects; the differences are five, listed above, and a
 translation of the migrations' column types. An ORM or expression layer would mean rewriting every
 query, and the tests that hold them, to gain nothing the store needs.
