@@ -81,6 +81,27 @@ def _read_mono(path: Path) -> np.ndarray:
     return soxr.resample(mono, rate, RATE_HZ) if rate != RATE_HZ else mono
 
 
+# what the real voices say (../shared/realdata/INDEX.md; the AISHELL speaker's transcripts.tsv): the bench's
+# reference text for them; a clip without one is left out of the reference (cpp_long has none)
+REAL_TEXT = {"aishell-BAC009S0724W0121": "广州市房地产中介协会分析",
+             "BAC009S0764W0121": "甚至出现交易几乎停滞的情况",
+             "BAC009S0764W0122": "一二线城市虽然也处于调整中",
+             "llamacpp_sample": "我想问我在滨海新区有房",
+             "asr_example_short": "欢迎大家来体验达摩院推出的语音识别模型",
+             "zh": "我认为跑步最重要的就是给我带来了身体健康",
+             "chinese": "砸自己的脚"}
+
+
+def _real_texts() -> dict[str, str]:
+    texts = dict(REAL_TEXT)
+    tsv = SHARED / "zh-speech-aishell" / "transcripts.tsv"
+    for line in tsv.read_text(encoding="utf-8").splitlines()[1:]:
+        parts = line.split("\t")
+        if len(parts) == 4:
+            texts[parts[0]] = parts[3]
+    return texts
+
+
 def load_bank() -> Bank:
     folders = (SHARED / "zh-speech", SHARED / "zh-speech-aishell", SHARED / "hold-music")
     for needed in folders:
@@ -94,9 +115,11 @@ def load_bank() -> Bank:
     for kind in ("backchannel", "cut_in", "greeting_n"):
         if kind not in lines:
             raise SystemExit(f"{PHRASES / 'phrases.json'} has no '{kind}' clips: run scripts/make_phrases.py --extra")
-    real = [Clip(_unit(_read_mono(p)), "real") for p in sorted((SHARED / "zh-speech").glob("*.wav"))
+    said = _real_texts()
+    real = [Clip(_unit(_read_mono(p)), "real", said.get(p.stem)) for p in sorted((SHARED / "zh-speech").glob("*.wav"))
             if p.name != "cpp_long.wav"]
-    real += [Clip(_unit(_read_mono(p)), "real") for p in sorted((SHARED / "zh-speech-aishell").glob("*.flac"))]
+    real += [Clip(_unit(_read_mono(p)), "real", said.get(p.stem))
+             for p in sorted((SHARED / "zh-speech-aishell").glob("*.flac"))]
     music = [_unit(_read_mono(p)) for p in sorted((SHARED / "hold-music").glob("*.flac"))]
     return Bank(lines, real, music)
 
@@ -259,6 +282,7 @@ class Composer:
         }
         self.agent_chars = 0
         self.agent_talk_s = 0.0
+        self.lines: list[dict] = []      # what each party says, where: the reference text (complete: not cut off)
 
     def noise_level(self, party: str) -> float:
         return self.level[party] / 10 ** (self.noise[party]["snr_db"] / 20)
@@ -311,6 +335,9 @@ class Composer:
             if party == "agent" and isinstance(clip, Clip) and clip.text:
                 self.agent_chars += sum(ch.isalnum() for ch in clip.text)
                 self.agent_talk_s += hi - lo
+            if isinstance(clip, Clip):
+                self.lines.append({"channel": party, "start_s": round(at_s, 3), "end_s": round(start + hi, 3),
+                                   "text": clip.text, "complete": cut_after_s is None and clip.text is not None})
             return at_s, start + hi
         track = self.agent if party == "agent" else self.customer
         track.parts.append((int(at_s * RATE_HZ), audio))
@@ -410,6 +437,7 @@ def compose(rng: np.random.Generator, bank: Bank) -> tuple[np.ndarray, dict, dic
         "agent": [[round(v, 3) for v in s] for s in sorted(c.agent.speech)],
         "customer": [[round(v, 3) for v in s] for s in sorted(c.customer.speech)],
     }
+    L["lines"] = sorted(c.lines, key=lambda line: (line["start_s"], line["channel"]))
     return audio, L, rules
 
 
