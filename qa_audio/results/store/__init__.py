@@ -98,11 +98,10 @@ def _open_server(url: str, *, readonly: bool) -> Store:
     conn = connect_server(url, readonly=readonly)
     dialect = PgDialect()
     try:
-        version = check_version(conn, dialect, name)
         if readonly:
-            _readable(version, name)
+            _readable(check_version(conn, dialect, name), name)
         else:
-            migrate(conn, dialect, name)
+            migrate(conn, dialect, name)          # it reads and checks the version under the migration lock
     except database_errors() as exc:
         conn.close()
         raise StoreError(f"{name}: cannot open the results store: {damaged(exc)}") from None

@@ -60,13 +60,9 @@ def display_name(db: str | Path) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+@lru_cache(maxsize=1)
 def database_errors() -> tuple[type[Exception], ...]:
     """The exceptions a database driver raises (sqlite3's, and psycopg's when it is installed)."""
-    return _database_errors()
-
-
-@lru_cache(maxsize=1)
-def _database_errors() -> tuple[type[Exception], ...]:
     try:
         import psycopg
     except ImportError:
@@ -114,6 +110,10 @@ class Dialect:
     def after_copy(self, cur: Any, table: str) -> None:
         """After rows were inserted with their own ids: new rows continue from the highest (SQLite does)."""
 
+    def batch_lock(self, conn: Any, name: str) -> Any:
+        """Held by a batch while it writes: a lock file beside the SQLite file (through any link to it)."""
+        return FileLock(Path(name).resolve())
+
 
 class PgDialect(Dialect):
     kind = "postgresql"
@@ -146,6 +146,9 @@ class PgDialect(Dialect):
 
     def group_concat(self, expr: str, separator: str) -> str:
         return f"string_agg({expr}, '{separator}')"
+
+    def batch_lock(self, conn: Any, name: str) -> Any:
+        return server_batch_lock(conn, name)
 
     def after_copy(self, cur: Any, table: str) -> None:
         if table in _ID_TABLES:
@@ -326,5 +329,5 @@ def server_batch_lock(conn: PgConnection, name: str) -> Iterator[None]:
     finally:
         try:
             conn.execute(f"SELECT pg_advisory_unlock({_LOCK_BATCH})")
-        except _database_errors():
+        except database_errors():
             pass        # the connection is gone: the server has released the lock with it

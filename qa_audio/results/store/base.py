@@ -11,14 +11,7 @@ from qa_audio.config import METADATA_FIELDS
 from qa_audio.errors import StoreError
 from qa_audio.results.access import Scope
 from qa_audio.results.records import Review, StoredResult
-from qa_audio.results.store.backend import (
-    Dialect,
-    FileLock,
-    PgConnection,
-    database_errors,
-    first_line,
-    server_batch_lock,
-)
+from qa_audio.results.store.backend import Dialect, database_errors, first_line
 
 if TYPE_CHECKING:       # imported only when an analysis is read (jieba, pypinyin)
     from qa_audio.judge.analysis import Analysis
@@ -166,9 +159,7 @@ class StoreBase:
     def batch_lock(self):
         """Held by a batch while it writes: a second batch on the same store is refused, on any machine
         that reaches it."""
-        if isinstance(self.conn, PgConnection):
-            return server_batch_lock(self.conn, self.path)
-        return FileLock(Path(self.path).resolve())
+        return self.dialect.batch_lock(self.conn, self.path)
 
     def _tx(self):
         return _Transaction(self.conn, self.dialect, self.path)
