@@ -162,7 +162,7 @@ class Scorer:
         utterances: list[Utterance] = []
         with self._stage("asr", stage):
             for role, index in sound.roles.items():
-                utterances += transcribe_channel(self.model, audio.channel(index), sound.regions[role],
+                utterances += transcribe_channel(self.model, audio.pcm(index), sound.regions[role],
                                                  rate_hz=audio.rate_hz, channel=role, settings=c.model,
                                                  normalizer=self.normalizer)
         utterances.sort(key=lambda u: u.start_s)
@@ -215,7 +215,7 @@ class Scorer:
             key = (channel, start_s, end_s) if kind == "missing" else context_window(analysis.utterances, channel,
                                                                                          start_s, end_s)
             if key not in windows:
-                windows[key] = self.checker.open(self.checker.window(audio.channel(index), rate_hz=audio.rate_hz,
+                windows[key] = self.checker.open(self.checker.window(audio.pcm(index), rate_hz=audio.rate_hz,
                                                                      start_s=key[1], end_s=key[2]))
             def found(text: str, phrase: str, lexicon: str = lexicon) -> bool:
                 return heard_exactly(self.matcher, lexicon, text, phrase)
@@ -348,7 +348,7 @@ def _analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
     ring_bursts: list[Span] = []
     music: list[Span] = []
     for role, index in roles.items():
-        samples = audio.channel(index)
+        samples = audio.pcm(index)
         ring = detect_ringback(samples, rate_hz=audio.rate_hz, plan=c.tone_plan, settings=c.timing)
         busy[role] = disconnect_bursts(samples, rate_hz=audio.rate_hz, plan=c.disconnect_plan, settings=c.timing)
         first[role] = detect_speech(samples, rate_hz=audio.rate_hz, settings=c.vad,
@@ -371,7 +371,7 @@ def _analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
     heard: dict[str, list[Span]] = {}
     levels: dict[str, float | None] = {}
     for role, index in roles.items():
-        samples = audio.channel(index)
+        samples = audio.pcm(index)
         vad = first[role]
         if echoes.get(role):
             vad = dataclasses.replace(vad, raw=tuple(subtract(vad.raw, echoes[role])),
@@ -388,7 +388,7 @@ def _analyze_acoustics(audio: Audio, config: Config) -> Acoustics:
         heard[role] = subtract(vad.loose, not_speech[role])
         levels[role] = _speech_level_dbfs(samples, audio.rate_hz, vad.regions)
     last_speech_s = max((r.end_s for spans in regions.values() for r in spans), default=0.0)
-    ends = {role: line_end(audio.channel(index), rate_hz=audio.rate_hz, after_s=last_speech_s, tone=busy[role])
+    ends = {role: line_end(audio.pcm(index), rate_hz=audio.rate_hz, after_s=last_speech_s, tone=busy[role])
             for role, index in roles.items()} if stereo else {}
     return Acoustics(audio.duration_s, roles, regions, tuple(_dedupe_bursts(ring_bursts)), tuple(merge(music)),
                      levels, voiced, ends, heard)
@@ -437,12 +437,21 @@ def measure_timing(sound: Acoustics, *, config: Config, hold_cues_s=(), rates_cp
 
 
 def _speech_level_dbfs(samples: np.ndarray, rate_hz: int, regions) -> float | None:
+    """The 75th percentile of 30-ms frame levels over the regions joined end to end (a minute at a time)."""
     if not regions:
         return None
-    parts = [samples[int(r.start_s * rate_hz) : int(r.end_s * rate_hz)] for r in regions]
-    joined = np.concatenate(parts)
-    levels = frame_levels_dbfs(joined, rate_hz=rate_hz, frame_s=0.03)
-    return float(np.percentile(levels, 75)) if levels.size else None
+    size = int(round(rate_hz * 0.03))
+    levels, pending, held = [], [], 0
+    for r in regions:
+        pending.append(samples[int(r.start_s * rate_hz): int(r.end_s * rate_hz)])
+        held += len(pending[-1])
+        if held >= 60 * rate_hz or r is regions[-1]:
+            joined = np.concatenate(pending)
+            whole = len(joined) // size * size
+            levels.append(frame_levels_dbfs(joined[:whole], rate_hz=rate_hz, frame_s=0.03))
+            pending, held = [joined[whole:]], len(joined) - whole
+    every = np.concatenate(levels)
+    return float(np.percentile(every, 75)) if every.size else None
 
 
 def _dedupe_bursts(bursts: list[Span]) -> list[Span]:

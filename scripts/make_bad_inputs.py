@@ -13,7 +13,7 @@ maps each name to ``{"kind", "expect", "cause"}``:
 
 The generator shares no code with qa-audio; speech comes from the bundled sample calls and
 music from ``../shared/realdata/hold-music``. The random generator is seeded. ``--long`` adds
-a sparse 3-hour WAV (no disk cost) that must be refused by length before it is decoded.
+a sparse 5-hour WAV (no disk cost) that must be refused by length before it is decoded.
 """
 from __future__ import annotations
 
@@ -199,12 +199,12 @@ def build(out: Path, *, long: bool = False, seed: int = 15) -> dict:
     unreadable = add("unreadable", ".wav", _wav_bytes(speech[:, : 16 * RATE] * 0.5), "error", "permission denied")
     os.chmod(unreadable, 0)
     if long:
-        path = out / f"{next(counter):02d}-three-hours.wav"
-        frames = 3 * 3600 * RATE
+        path = out / f"{next(counter):02d}-five-hours.wav"      # past the default audio.max_duration_s (4 h)
+        frames = 5 * 3600 * RATE
         with open(path, "wb") as fh:
             fh.write(_pcm_header(channels=2, rate=RATE, data_bytes=frames * 4))
             fh.truncate(44 + frames * 4)          # sparse: no disk blocks
-        manifest[path.name] = {"kind": "three-hours", "expect": "error", "cause": "longer than"}
+        manifest[path.name] = {"kind": "five-hours", "expect": "error", "cause": "longer than"}
 
     # ---- names that attack the log line; odd but valid formats. Each gets a real verdict, so each is
     # a distinct recording (a different gain) and a short one: the call's first 16 s (greeting, request)
@@ -240,7 +240,7 @@ def _resample(samples: np.ndarray, factor: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--long", action="store_true", help="add a sparse 3-hour WAV")
+    parser.add_argument("--long", action="store_true", help="add a sparse 5-hour WAV")
     args = parser.parse_args()
     if args.out.exists():
         for p in args.out.iterdir():

@@ -84,3 +84,56 @@ def test_too_short(tmp_path):
     sf.write(path, tone(8000, 0.02), 8000)
     with pytest.raises(AudioError, match="too short"):
         load_audio(path)
+
+
+def _peak_mb(run) -> float:
+    """Peak of Python and numpy allocations (numpy reports its buffers to tracemalloc) while ``run`` runs."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+
+
+def test_decoding_holds_16_bit_pcm_never_the_whole_recording_as_floats(tmp_path):
+    # 20 minutes of 8 kHz stereo: as 16 kHz PCM 76.8 MB; as float32 at 16 kHz it would be 153.6 MB,
+    # plus the source floats and the resampler's copy
+    rng = np.random.default_rng(7)
+    path = tmp_path / "long.wav"
+    with sf.SoundFile(path, "w", samplerate=8000, channels=2, subtype="PCM_16") as out:
+        for _ in range(20):
+            out.write((0.1 * rng.standard_normal((8000 * 60, 2))).astype(np.float32))
+    held = {}
+    peak = _peak_mb(lambda: held.update(audio=load_audio(path)))
+    audio = held["audio"]
+    assert audio.samples.dtype == np.int16 and audio.samples.shape == (2, 16000 * 1200)
+    assert audio.samples.nbytes / 1e6 == pytest.approx(76.8)
+    assert peak < 76.8 + 25, f"decoding peaked at {peak:.0f} MB for 76.8 MB of PCM"
+    # the float view of a channel is the same signal, scaled to [-1, 1)
+    assert np.abs(audio.channel(0)).max() < 1.0 and 0.05 < float(np.std(audio.channel(0)[:16000])) < 0.2
+
+
+def test_whole_channel_measures_go_block_by_block():
+    from qa_audio.config import load_config
+    from qa_audio.signal.tones import detect_music, detect_ringback
+    from qa_audio.signal.vad import frame_levels_dbfs, webrtc_decisions
+
+    config = load_config()
+    rng = np.random.default_rng(11)
+    pcm = (rng.standard_normal(16000 * 1200) * 3000).astype(np.int16)        # 20 minutes: 38.4 MB
+    levels = {}
+    assert _peak_mb(lambda: levels.update(l=frame_levels_dbfs(pcm, rate_hz=16000, frame_s=0.03))) < 30
+    floats = pcm[:16000 * 60].astype(np.float64) / 32768.0
+    frames = floats[: len(floats) // 480 * 480].reshape(-1, 480)
+    expect = 20 * np.log10(np.sqrt(np.mean(frames * frames, axis=1)))
+    assert np.allclose(levels["l"][: len(expect)], expect)
+    assert _peak_mb(lambda: webrtc_decisions(pcm, rate_hz=16000, frame_ms=30)) < 30
+    assert _peak_mb(lambda: detect_ringback(pcm, rate_hz=16000, plan=config.tone_plan, settings=config.timing)) < 60
+    # music: a channel past 15 minutes goes in overlapping blocks; white noise is never music
+    found: list = []
+    peak = _peak_mb(lambda: found.extend(detect_music(pcm, rate_hz=16000, settings=config.timing,
+                                                      level_floor_dbfs=-60.0)))
+    assert found == [] and peak < 400

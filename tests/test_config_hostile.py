@@ -87,8 +87,8 @@ VARIANTS = [
         "tones.plans.cn.on_s",
         "finite",
     ),
-    ("  max_duration_s: 7200 ", "  max_duration_s: 0 ", "audio.max_duration_s", "at least"),
-    ("  max_duration_s: 7200 ", "  max_duration_s: .inf ", "audio.max_duration_s", "finite"),
+    ("  max_duration_s: 14400 ", "  max_duration_s: 0 ", "audio.max_duration_s", "at least"),
+    ("  max_duration_s: 14400 ", "  max_duration_s: .inf ", "audio.max_duration_s", "finite"),
     # duplicate keys and sections: YAML keeps the last one silently
     ("  pass_score: 85.0 ", "  pass_score: 85.0\n  pass_score: 0 ", "scoring.pass_score", "duplicate key"),
     ("    weight: 15\n", "    weight: 15\n    weight: 0\n", "rules[2].weight", "duplicate key"),

@@ -404,3 +404,40 @@ def test_an_announced_silence_the_customer_talks_through_is_no_hold():
     waited = find_holds(agent=agent, music=[], hold_cues_s=[14.7], after_s=5.0, call_end_s=40.0,
                         settings=SETTINGS, customer=babble, customer_said=[Span(20.0, 20.4)])
     assert [(h.start_s, h.end_s, h.kind) for h in waited] == [(14.7, 28.0, "silence")]
+
+
+def _random_dialogue(rng, minutes: float):
+    """Two parties taking turns with overlaps, backchannels and words, for ``minutes``."""
+    phrases = ["您好请问有什么可以帮您", "嗯", "好的", "我想查一下账单", "对", "请您稍等", "是的我明白了", "不是这样的"]
+    agent, customer, agent_words, customer_words = [], [], [], []
+    t = 0.0
+    while t < minutes * 60:
+        for spans, words in ((agent, agent_words), (customer, customer_words)):
+            length = float(rng.choice([0.4, 0.8, 2.0, 4.0, 7.0]))
+            start = t + float(rng.uniform(-0.9, 0.6))            # overlaps the other's end, or a pause
+            spans.append(Span(max(0.0, start), max(0.0, start) + length))
+            text = phrases[int(rng.integers(len(phrases)))]
+            step = length / len(text)
+            words += [Word(max(0.0, start) + i * step, max(0.0, start) + (i + 1) * step, ch,
+                           float(rng.uniform(0.3, 1.0))) for i, ch in enumerate(text)]
+            t = max(0.0, start) + length
+    return agent, customer, agent_words, customer_words
+
+
+def test_interruptions_on_a_long_call_look_locally_with_the_same_verdicts(monkeypatch):
+    # each utterance is judged on the minute around it (a 3-hour call was quadratic); with the horizon
+    # lifted the whole call is searched: the interruptions found must be the same
+    import qa_audio.judge.turns as turns
+
+    agent, customer, agent_words, customer_words = _random_dialogue(np.random.default_rng(5), 12)
+
+    def found():
+        return [(round(i.at_s, 3), i.by, round(i.overlap_s, 3)) for by, me, them, mine, theirs in (
+            ("agent", agent, customer, agent_words, customer_words),
+            ("customer", customer, agent, customer_words, agent_words))
+            for i in find_interruptions(me, them, by=by, settings=SETTINGS, words=mine, other_words=theirs,
+                                        acknowledgements=ACKS)]
+
+    local = found()
+    monkeypatch.setattr(turns, "HORIZON_S", 1e9)
+    assert local == found() and len(local) >= 5

@@ -27,6 +27,7 @@ import numpy as np
 
 from qa_audio.config import RecheckSettings
 from qa_audio.i18n import N_, Message
+from qa_audio.signal.audio import as_float
 from qa_audio.speech.normalize import TextNormalizer
 from qa_audio.speech.words import Utterance
 
@@ -96,7 +97,7 @@ class AudioChecker:
     def window(self, samples: np.ndarray, *, rate_hz: int, start_s: float, end_s: float) -> np.ndarray:
         a = max(0, int((start_s - WINDOW_PAD_S) * rate_hz))
         b = min(len(samples), int((min(end_s, start_s + self.settings.max_window_s) + WINDOW_PAD_S) * rate_hz))
-        return np.ascontiguousarray(samples[a:b], dtype=np.float32)
+        return np.ascontiguousarray(as_float(samples[a:b]))
 
     def open(self, audio_16k: np.ndarray) -> Examined:
         """One window's audio, encoded once and decoded without bias, for any number of questions."""

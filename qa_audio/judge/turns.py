@@ -3,6 +3,7 @@ transcribed on this channel, and the longest stretch a customer talks unacknowle
 spans and words."""
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Protocol
@@ -118,13 +119,33 @@ def _backchannel_words(said: list[TimedText], utt: Span, acknowledgements: froze
     return ack_end is not None and (ack_end >= utt.end_s - ACK_REACH_S or len(said) == i)
 
 
+class _ByTime:
+    """Items (spans or words) in start order, and the run of them that can reach a stretch of time:
+    every item that overlaps [lo_s, hi_s] is in :meth:`near` (a binary search, with the longest item's
+    length as the look-back), so a long call's checks stay local instead of scanning the whole call."""
+
+    def __init__(self, items):
+        self.items = sorted(items, key=lambda x: x.start_s)
+        self.starts = [x.start_s for x in self.items]
+        self.longest_s = max((x.end_s - x.start_s for x in self.items), default=0.0)
+
+    def bounds(self, lo_s: float, hi_s: float) -> tuple[int, int]:
+        return bisect_left(self.starts, lo_s - self.longest_s), bisect_right(self.starts, hi_s)
+
+    def near(self, lo_s: float, hi_s: float) -> list:
+        a, b = self.bounds(lo_s, hi_s)
+        return self.items[a:b]
+
+
 def _backed(words: list[TimedText] | None, frames: list[Span]) -> list[TimedText]:
     """The words a party's own speech frames back (Whisper also transcribes the other party's echo)."""
+    index = _ByTime(frames)
     return sorted(
         (
             w
             for w in words or []
-            if covered_s(frames, Span(w.start_s, w.end_s)) >= WORD_BACKED_SHARE * max(w.end_s - w.start_s, 0.05)
+            if covered_s(index.near(w.start_s, w.end_s), Span(w.start_s, w.end_s))
+            >= WORD_BACKED_SHARE * max(w.end_s - w.start_s, 0.05)
         ),
         key=lambda w: w.start_s,
     )
@@ -242,21 +263,49 @@ def find_interruptions(
     found: list[Interruption] = []
     taken: set[int] = set()
     spoke_until = -1.0  # the end of the speaker's last substantive utterance
+    index = _Indexed(them, words, mine_all)
     for i, utt in enumerate(mine):
         following_s = mine[i + 1].start_s if i + 1 < len(mine) else float("inf")
-        if not _substantive(utt, following_s, words, them, mine_all=mine_all, settings=settings,
+        first, near, near_words, near_mine = index.around(utt)
+        if not _substantive(utt, following_s, near_words, near, mine_all=near_mine, settings=settings,
                             acknowledgements=acknowledgements, inventions=inventions):
             continue
         previous, spoke_until = spoke_until, utt.end_s
-        onset = _word_onset(utt, mine[i - 1].end_s if i else 0.0, mine_all, them, settings=settings)
+        onset = _word_onset(utt, mine[i - 1].end_s if i else 0.0, near_mine, near, settings=settings)
         if previous > onset - 1.0:  # the speaker goes on with their own turn
             continue
-        k = _turn_cut_into(onset, them, settings=settings, ignore=acknowledgements | inventions)
-        if k is None or k in taken:
+        k = _turn_cut_into(onset, near, settings=settings, ignore=acknowledgements | inventions)
+        if k is None or first + k in taken:
             continue
-        found.append(Interruption(onset, by, min(them.turns[k].end_s, utt.end_s) - onset))
-        taken.add(k)
+        found.append(Interruption(onset, by, min(near.turns[k].end_s, utt.end_s) - onset))
+        taken.add(first + k)
     return found
+
+
+HORIZON_S = 60.0    # every check of an utterance looks at most a few seconds past it, and along the other's turn
+
+
+class _Indexed:
+    """The other party and the speaker's words, cut down to what can matter for one utterance: what lies
+    within ``HORIZON_S`` of it and, for the other, along every turn that reaches that stretch. The same
+    verdicts as on the whole call (unless a run of words goes on without a pause for more than a
+    minute), at a cost that does not grow with the call's length."""
+
+    def __init__(self, them: _Other, words: list[TimedText], mine_all: list[TimedText]):
+        self.them = them
+        self.turns = _ByTime(them.turns)
+        self.fine, self.utterances = _ByTime(them.fine), _ByTime(them.utterances)
+        self.their_words, self.their_all = _ByTime(them.words), _ByTime(them.all_words)
+        self.words, self.mine_all = _ByTime(words), _ByTime(mine_all)
+
+    def around(self, utt: Span) -> tuple[int, _Other, list[TimedText], list[TimedText]]:
+        lo, hi = utt.start_s - HORIZON_S, utt.end_s + HORIZON_S
+        first, last = self.turns.bounds(lo, hi)
+        turns = self.turns.items[first:last]
+        hi = max([hi] + [t.end_s for t in turns])
+        near = _Other(fine=self.fine.near(lo, hi), turns=turns, utterances=self.utterances.near(lo, hi),
+                      words=self.their_words.near(lo, hi), all_words=self.their_all.near(lo, hi))
+        return first, near, self.words.near(lo, hi), self.mine_all.near(lo, hi)
 
 
 @dataclass(frozen=True)

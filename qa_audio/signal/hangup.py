@@ -15,6 +15,7 @@ import numpy as np
 from qa_audio.config import TimingSettings, TonePlan
 from qa_audio.signal.spans import Span, mask_runs
 from qa_audio.signal.tones import detect_ringback
+from qa_audio.signal.vad import frame_levels_dbfs
 
 DEAD_DBFS = -80.0            # a live line never gets this quiet: its own noise sits far above
 DEAD_MIN_S = 0.3
@@ -63,12 +64,10 @@ def disconnect_bursts(samples: np.ndarray, *, rate_hz: int, plan: TonePlan | Non
 
 def line_end(samples: np.ndarray, *, rate_hz: int, after_s: float, tone: list[Span]) -> LineEnd:
     """The channel's ending: where it goes dead for good, and the first disconnect tone after ``after_s``."""
-    size = int(rate_hz * FRAME_S)
-    count = len(samples) // size
+    level = frame_levels_dbfs(samples, rate_hz=rate_hz, frame_s=FRAME_S)
+    count = len(level)
     if count == 0:
         return LineEnd(None, None)
-    frames = samples[: count * size].reshape(count, size).astype(np.float64)
-    level = 10 * np.log10(np.mean(frames * frames, axis=1) + 1e-20)
     runs = mask_runs(level < DEAD_DBFS)
     dead = None
     # the last run of digital silence reaching the end; a leg silent all along (an unused channel) never went dead

@@ -18,6 +18,7 @@ from scipy import fft as scipy_fft
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from qa_audio.config import TimingSettings, TonePlan
+from qa_audio.signal.audio import as_float, blocks
 from qa_audio.signal.spans import Span, mask_runs, mask_to_spans, merge, subtract
 
 TONE_HOP_S = 0.05
@@ -45,21 +46,34 @@ def _frames(samples: np.ndarray, *, size: int, hop: int) -> np.ndarray:
         samples, shape=(count, size), strides=(samples.strides[0] * hop, samples.strides[0]), writeable=False)
 
 
-def detect_ringback(samples: np.ndarray, *, rate_hz: int, plan: TonePlan, settings: TimingSettings) -> Ringback:
-    """Find tone frames at the plan's frequencies and the bursts whose length fits its cadence."""
+TONE_BLOCK_FRAMES = 1200       # a minute of 50-ms frames analysed at a time
+
+
+def _tone_frames(samples: np.ndarray, *, rate_hz: int, plan: TonePlan, settings: TimingSettings) -> np.ndarray:
+    """Per 50-ms frame: does it carry the plan's tone, loud enough (block by block over the channel)."""
     hop = int(rate_hz * TONE_HOP_S)
-    frames = _frames(samples.astype(np.float32), size=hop, hop=hop)
-    if frames.shape[0] == 0:
-        return Ringback((), (), plan.name)
-    spectrum = np.abs(scipy_fft.rfft(frames * np.hanning(hop), axis=1)) ** 2
+    count = len(samples) // hop
+    mask = np.zeros(count, dtype=bool)
     freqs = np.fft.rfftfreq(hop, 1.0 / rate_hz)
     band = (freqs >= 100) & (freqs <= 3600)
-    total = spectrum[:, band].sum(axis=1) + 1e-12
-    at_tone = np.zeros_like(total)
-    for f_hz in plan.frequencies_hz:
-        at_tone += spectrum[:, (freqs >= f_hz - 30) & (freqs <= f_hz + 30)].sum(axis=1)
-    level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
-    mask = (at_tone / total >= settings.tone_ratio_min) & (level >= settings.tone_level_min_dbfs)
+    window = np.hanning(hop)
+    for a, b in blocks(count, block=TONE_BLOCK_FRAMES):
+        frames = as_float(samples[a * hop: b * hop]).reshape(-1, hop)
+        spectrum = np.abs(scipy_fft.rfft(frames * window, axis=1)) ** 2
+        total = spectrum[:, band].sum(axis=1) + 1e-12
+        at_tone = np.zeros_like(total)
+        for f_hz in plan.frequencies_hz:
+            at_tone += spectrum[:, (freqs >= f_hz - 30) & (freqs <= f_hz + 30)].sum(axis=1)
+        level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+        mask[a:b] = (at_tone / total >= settings.tone_ratio_min) & (level >= settings.tone_level_min_dbfs)
+    return mask
+
+
+def detect_ringback(samples: np.ndarray, *, rate_hz: int, plan: TonePlan, settings: TimingSettings) -> Ringback:
+    """Find tone frames at the plan's frequencies and the bursts whose length fits its cadence."""
+    mask = _tone_frames(samples, rate_hz=rate_hz, plan=plan, settings=settings)
+    if mask.size == 0:
+        return Ringback((), (), plan.name)
     min_tone_s = min(0.3, plan.on_s * 0.5)
     tone = [s for s in merge(mask_to_spans(mask, hop_s=TONE_HOP_S), gap_s=TONE_HOP_S * 2)
             if s.duration_s >= min_tone_s]
@@ -70,32 +84,69 @@ def detect_ringback(samples: np.ndarray, *, rate_hz: int, plan: TonePlan, settin
     return Ringback(tuple(bursts), tuple(tone), plan.name)
 
 
+MUSIC_BLOCK_S = 900.0          # a longer channel is analysed in 15-minute blocks (memory), overlapping by
+MUSIC_OVERLAP_S = 30.0         # half a minute, the spans joined across them
+
+
 def detect_music(samples: np.ndarray, *, rate_hz: int, settings: TimingSettings,
                  level_floor_dbfs: float, exclude: list[Span] | tuple[Span, ...] = ()) -> list[Span]:
-    """Stretches of music (or other sustained tonal sound) on one channel, outside ``exclude`` (tones)."""
+    """Stretches of music (or other sustained tonal sound) on one channel, outside ``exclude`` (tones).
+
+    A channel up to ``MUSIC_BLOCK_S`` long is analysed whole (its noise spectrum measured over all of
+    it); a longer one in overlapping blocks, each with its own noise spectrum.
+    """
+    block, overlap = int(MUSIC_BLOCK_S * rate_hz), int(MUSIC_OVERLAP_S * rate_hz)
+    if len(samples) <= block + overlap:
+        return _detect_music(samples, rate_hz=rate_hz, settings=settings, level_floor_dbfs=level_floor_dbfs,
+                             exclude=exclude)
+    found: list[Span] = []
+    for a in range(0, len(samples) - overlap, block):
+        offset_s = a / rate_hz
+        shifted = [Span(s.start_s - offset_s, s.end_s - offset_s) for s in exclude]
+        part = _detect_music(samples[a: a + block + overlap], rate_hz=rate_hz, settings=settings,
+                             level_floor_dbfs=level_floor_dbfs, exclude=shifted)
+        found += [Span(s.start_s + offset_s, s.end_s + offset_s) for s in part]
+    return [s for s in merge(found, gap_s=MUSIC_GAP_FILL_S) if s.duration_s >= settings.music_min_s]
+
+
+def _spectrogram(x: np.ndarray, *, n_fft: int, hop: int, band: np.ndarray) -> np.ndarray:
+    """|STFT| in the band, (bins, frames) float32, computed a few thousand frames at a time."""
+    frames = _frames(x, size=n_fft, hop=hop)
+    window = np.hanning(n_fft).astype(np.float32)
+    spec = np.empty((int(band.sum()), frames.shape[0]), dtype=np.float32)
+    for a, b in blocks(frames.shape[0], block=4096):
+        spec[:, a:b] = np.abs(scipy_fft.rfft(frames[a:b] * window, axis=1))[:, band].T
+    return spec
+
+
+def _detect_music(samples: np.ndarray, *, rate_hz: int, settings: TimingSettings,
+                  level_floor_dbfs: float, exclude: list[Span] | tuple[Span, ...] = ()) -> list[Span]:
     # analyse at 8 kHz with 20 ms hops: the telephone band is all that matters, and it is 8x cheaper
     factor = max(1, rate_hz // 8000)
-    x = samples[: len(samples) // factor * factor].astype(np.float32).reshape(-1, factor).mean(axis=1)
+    x = as_float(samples[: len(samples) // factor * factor]).reshape(-1, factor).mean(axis=1, dtype=np.float32)
     rate = rate_hz // factor
     n_fft, hop = 512 * rate // 8000, rate // 50
     fps = 50
     frames = _frames(x, size=n_fft, hop=hop)
     if frames.shape[0] < int(MUSIC_WINDOW_S * fps):
         return []
-    spec = np.abs(scipy_fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)).T
     freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
-    spec = spec[(freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1])]
+    spec = _spectrogram(x, n_fft=n_fft, hop=hop, band=(freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1]))
     # line noise is sustained too: measure what stands above the channel's stationary noise spectrum
     # (each bin's 10th percentile over the call), so speech over pinkish noise is not "sustained"
     floor = np.percentile(spec, 10, axis=1, keepdims=True)
     raw_sustained = minimum_filter1d(spec, int(SUSTAIN_S * fps), axis=1, mode="nearest")
     # the span edges are trimmed frame by frame on the raw spectrum (a quiet tail is still music)
     raw_share = raw_sustained.sum(axis=0, dtype=np.float64) / (spec.sum(axis=0, dtype=np.float64) + 1e-12)
-    sustained = np.maximum(raw_sustained - floor, 0.0)
-    spec = np.maximum(spec - floor, 0.0)
-    power = spec.astype(np.float64) ** 2
-    log_mean = np.mean(np.log(power + 1e-12), axis=0)
-    flatness = np.exp(log_mean) / (np.mean(power, axis=0) + 1e-12)
+    sustained = raw_sustained                      # in place: a long channel's spectrogram is not copied
+    sustained -= floor
+    np.maximum(sustained, 0.0, out=sustained)
+    spec -= floor
+    np.maximum(spec, 0.0, out=spec)
+    flatness = np.empty(spec.shape[1])
+    for a, b in blocks(spec.shape[1], block=4096):
+        power = spec[:, a:b].astype(np.float64) ** 2
+        flatness[a:b] = np.exp(np.mean(np.log(power + 1e-12), axis=0)) / (np.mean(power, axis=0) + 1e-12)
     frame_power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / n_fft
     level = 10 * np.log10(frame_power + 1e-12)
     rms = np.sqrt(frame_power)

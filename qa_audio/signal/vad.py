@@ -13,6 +13,7 @@ import numpy as np
 import webrtcvad
 
 from qa_audio.config import VadSettings
+from qa_audio.signal.audio import as_float, blocks
 from qa_audio.signal.spans import Span, covered_s, intersect, mask_to_spans, merge, subtract
 
 VAD_RATES_HZ = (8000, 16000, 32000, 48000)
@@ -33,27 +34,42 @@ class VoiceActivity:
     levels_dbfs: np.ndarray = field(default_factory=lambda: np.zeros(0), compare=False, repr=False)  # per frame
 
 
+BLOCK_SAMPLES = 1 << 20      # about a minute at 16 kHz: whole-channel measures go block by block
+
+
 def frame_levels_dbfs(samples: np.ndarray, *, rate_hz: int, frame_s: float) -> np.ndarray:
-    """RMS level of consecutive non-overlapping frames, in dBFS."""
+    """RMS level of consecutive non-overlapping frames, in dBFS (16-bit PCM or floats in [-1, 1])."""
     size = int(round(rate_hz * frame_s))
     count = len(samples) // size
-    if count == 0:
-        return np.zeros(0)
-    frames = samples[: count * size].reshape(count, size).astype(np.float64)
-    rms = np.sqrt(np.mean(frames * frames, axis=1))
-    return 20.0 * np.log10(np.maximum(rms, 1e-10))
+    out = np.zeros(count)
+    for a, b in blocks(count * size, block=BLOCK_SAMPLES, unit=size):
+        frames = as_float(samples[a:b], np.float64).reshape(-1, size)
+        rms = np.sqrt(np.mean(frames * frames, axis=1))
+        out[a // size: a // size + len(rms)] = 20.0 * np.log10(np.maximum(rms, 1e-10))
+    return out
+
+
+def _pcm_bytes(block: np.ndarray) -> bytes:
+    if block.dtype == np.int16:
+        return block.astype("<i2", copy=False).tobytes()
+    return (np.clip(block, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
 def webrtc_decisions(samples: np.ndarray, *, rate_hz: int, frame_ms: int = 30, mode: int = 2) -> np.ndarray:
-    """webrtcvad's raw per-frame speech decisions for float samples in [-1, 1]."""
+    """webrtcvad's raw per-frame speech decisions for 16-bit PCM or float samples in [-1, 1]."""
     if rate_hz not in VAD_RATES_HZ:
         raise ValueError(f"webrtcvad needs one of {VAD_RATES_HZ} Hz, got {rate_hz}")
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
-    size = rate_hz * frame_ms // 1000 * 2
+    frame = rate_hz * frame_ms // 1000
+    size = frame * 2
     vad = webrtcvad.Vad(mode)
-    count = len(pcm) // size
-    return np.fromiter((vad.is_speech(pcm[i * size:(i + 1) * size], rate_hz) for i in range(count)),
-                       dtype=bool, count=count)
+    count = len(samples) // frame
+    out = np.zeros(count, dtype=bool)
+    for a, b in blocks(count * frame, block=BLOCK_SAMPLES, unit=frame):
+        pcm = _pcm_bytes(samples[a:b])
+        n = len(pcm) // size
+        out[a // frame: a // frame + n] = np.fromiter(
+            (vad.is_speech(pcm[i * size:(i + 1) * size], rate_hz) for i in range(n)), dtype=bool, count=n)
+    return out
 
 
 def detect_speech(samples: np.ndarray, *, rate_hz: int, settings: VadSettings,
@@ -100,8 +116,8 @@ def neural_speech(samples: np.ndarray, *, rate_hz: int, within: list[Span] | tup
     contexts = merge([Span(max(0.0, s.start_s - context_s), min(duration_s, s.end_s + (0.2 if context_s else 0.0)))
                       for s in wanted])
     found: list[Span] = []
-    for ctx in contexts:
-        chunk = samples[int(ctx.start_s * rate_hz): int(ctx.end_s * rate_hz)].astype(np.float32)
+    for ctx in _pieces(contexts, lead_s=max(context_s, SILERO_CONTEXT_S)):
+        chunk = as_float(samples[int(ctx.start_s * rate_hz): int(ctx.end_s * rate_hz)])
         if len(chunk) < rate_hz * min_speech_s:
             continue
         if rate_hz != SILERO_RATE_HZ:
@@ -111,6 +127,21 @@ def neural_speech(samples: np.ndarray, *, rate_hz: int, within: list[Span] | tup
                 Span(ctx.start_s + stamp["start"] / SILERO_RATE_HZ, ctx.start_s + stamp["end"] / SILERO_RATE_HZ)
             )
     return intersect(found, wanted)
+
+
+SILERO_PIECE_S = 600.0     # a longer stretch is analysed in pieces (memory), each with a second of lead-in
+
+
+def _pieces(spans: list[Span], *, lead_s: float) -> list[Span]:
+    out = []
+    for span in spans:
+        start = span.start_s
+        while span.end_s - start > SILERO_PIECE_S:
+            out.append(Span(max(span.start_s, start - lead_s) if start > span.start_s else start,
+                            start + SILERO_PIECE_S))
+            start += SILERO_PIECE_S
+        out.append(Span(max(span.start_s, start - lead_s) if start > span.start_s else start, span.end_s))
+    return out
 
 
 def verify(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa_audio.config import ModelSettings
+from qa_audio.signal.audio import as_float
 from qa_audio.signal.spans import Span
 from qa_audio.speech.normalize import TextNormalizer
 from qa_audio.speech.words import Utterance, Word
@@ -47,7 +48,7 @@ def _window_audio(samples: np.ndarray, pieces: list[Piece], rate_hz: int) -> np.
     for piece in pieces:
         chunk = samples[int(piece.source.start_s * rate_hz): int(piece.source.end_s * rate_hz)]
         at = int(round(piece.window_start_s * rate_hz))
-        out[at: at + len(chunk)] = chunk[: len(out) - at]
+        out[at: at + len(chunk)] = as_float(chunk[: len(out) - at])
     return out
 
 
