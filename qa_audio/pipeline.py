@@ -41,7 +41,7 @@ from qa_audio.signal.vad import (
 )
 from qa_audio.speech.models import ModelInfo, load_model, resolve_model, stack_versions
 from qa_audio.speech.normalize import TextNormalizer
-from qa_audio.speech.transcribe import decode_options, transcribe_channel
+from qa_audio.speech.transcribe import decode_options, transcribe_call
 from qa_audio.speech.words import Utterance
 from qa_audio.version import __version__
 
@@ -131,6 +131,8 @@ class Scorer:
     def settings_record(self) -> dict:
         c = self.config
         return {"decode": decode_options(c.model), "compute_type": c.model.compute_type,
+                "batch_size": c.model.batch_size,
+                "beam_size_by_channel": {role: c.model.beam_for(role) for role in ("agent", "customer")},
                 "window_s": c.model.window_s, "vad_mode": c.vad.mode, "tone_plan": c.tone_plan.name,
                 "scoring": {"pass_score": c.scoring.pass_score, "redline_score": c.scoring.redline_score,
                             "sections": [s.to_dict() for s in c.scoring.sections]},
@@ -161,10 +163,9 @@ class Scorer:
             sound = analyze_acoustics(audio, c)
         utterances: list[Utterance] = []
         with self._stage("asr", stage):
-            for role, index in sound.roles.items():
-                utterances += transcribe_channel(self.model, audio.pcm(index), sound.regions[role],
-                                                 rate_hz=audio.rate_hz, channel=role, settings=c.model,
-                                                 normalizer=self.normalizer)
+            channels = {role: (audio.pcm(index), tuple(sound.regions[role])) for role, index in sound.roles.items()}
+            utterances += transcribe_call(self.model, channels, rate_hz=audio.rate_hz, settings=c.model,
+                                          normalizer=self.normalizer)
         utterances.sort(key=lambda u: u.start_s)
         transcript = tuple(utterances)
         roles = decide_roles(sound, transcript, matcher=self.matcher, settings=c.channels)

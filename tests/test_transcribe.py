@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from qa_audio.speech.normalize import TextNormalizer
 from qa_audio.speech.transcribe import transcribe_channel
 
 RATE_HZ = 16000
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
 @dataclass
@@ -55,3 +57,39 @@ def test_a_region_that_gave_no_words_is_decoded_again_alone(config):
     found = transcribe_channel(model, samples, regions, rate_hz=RATE_HZ, channel="agent", settings=off,
                                normalizer=TextNormalizer())
     assert model.calls == [3] and [round(u.start_s, 1) for u in found] == [1.0, 5.0]
+
+
+def _words_by_region(utterances, regions_of):
+    """Which speech region each utterance's words fall in, per channel (call time must map back exactly)."""
+    out = {}
+    for u in utterances:
+        inside = [r for r in regions_of[u.channel] if r.start_s - 0.05 <= u.start_s and u.end_s <= r.end_s + 0.05]
+        assert len(inside) == 1, (u.channel, u.start_s, u.end_s)
+        assert all(inside[0].start_s - 0.05 <= w.start_s <= w.end_s <= inside[0].end_s + 0.05 for w in u.words)
+        out.setdefault(u.channel, set()).add(inside[0])
+    return out
+
+
+def test_batched_windows_of_both_channels_map_back_like_one_at_a_time(scorer):
+    """Both channels' windows decoded eight to a batch (window k at k x 30 s of one array) give words in the same
+    speech regions of the same channels as one decode per window, and every word stays inside its region."""
+    from qa_audio.pipeline import analyze_acoustics
+    from qa_audio.signal.audio import load_audio
+    from qa_audio.speech.transcribe import transcribe_call
+
+    audio = load_audio(SAMPLES / "hold_ring.wav")
+    config = scorer.config
+    sound = analyze_acoustics(audio, config)
+    channels = {role: (audio.pcm(index), tuple(sound.regions[role])) for role, index in sound.roles.items()}
+    runs = {}
+    for batch in (1, 8):
+        settings = replace(config.model, batch_size=batch, customer_beam_size=0)
+        runs[batch] = transcribe_call(scorer.model, channels, rate_hz=audio.rate_hz, settings=settings,
+                                      normalizer=scorer.normalizer)
+    regions_of = {role: regions for role, (_pcm, regions) in channels.items()}
+    one, batched = (_words_by_region(runs[b], regions_of) for b in (1, 8))
+    assert set(batched) == {"agent", "customer"}
+    for role in one:
+        agree = len(one[role] & batched.get(role, set())) / len(one[role] | batched.get(role, set()))
+        assert agree >= 0.9, role
+    assert [u.start_s for u in runs[8]] == sorted(u.start_s for u in runs[8])

@@ -44,6 +44,11 @@ class ModelSettings:
     temperature_fallback: bool = True   # re-decode a doubtful segment at higher temperatures (faster-whisper default)
     best_of: int = 1                    # candidates sampled at each fallback temperature (faster-whisper: 5)
     retry_unrecognised_min_s: float = 0.8   # a region this long that gave no words is decoded again on its own
+    batch_size: int = 8                 # decode windows per encoder call (1: one at a time, each with the fallback)
+    customer_beam_size: int = 0         # the customer channel's beam (0: beam_size); the agent's words decide the rules
+
+    def beam_for(self, channel: str) -> int:
+        return self.customer_beam_size if channel == "customer" and self.customer_beam_size else self.beam_size
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "ModelSettings.beam_size": (1, 20), "ModelSettings.best_of": (1, 20), "ModelSettings.cpu_threads": (0, 256),
     "ModelSettings.window_s": (1, 30), "ModelSettings.piece_gap_s": (0, 5),
     "ModelSettings.retry_unrecognised_min_s": (0, 30),
+    "ModelSettings.batch_size": (1, 64), "ModelSettings.customer_beam_size": (0, 20),
     "VadSettings.min_speech_s": (0, 10), "VadSettings.merge_gap_s": (0, 10), "VadSettings.pad_s": (0, 5),
     "VadSettings.energy_floor_dbfs": (-120, 0), "VadSettings.noise_margin_db": (0, 60),
     "VadSettings.asr_margin_db": (0, 60), "VadSettings.verify_threshold": (0, 1), "VadSettings.verify_min_s": (0, 10),

@@ -32,6 +32,7 @@ from qa_audio.speech.normalize import TextNormalizer
 from qa_audio.speech.words import Utterance
 
 WINDOW_PAD_S = 0.3
+NO_SPEECH_PROB, LOGPROB_FLOOR = 0.6, -1.0    # faster-whisper's no-speech skip: both, or no text
 
 
 @dataclass(frozen=True)
@@ -63,23 +64,35 @@ class AudioChecker:
 
     def __init__(self, model, *, normalizer: TextNormalizer, settings: RecheckSettings, language: str = "zh"):
         from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
 
         self.model = model
         self.normalizer = normalizer
         self.settings = settings
         self.tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language=language)
+        self.suppress_tokens = get_suppressed_tokens(self.tokenizer, [-1])
 
     # ---------------------------------------------------------------- building blocks
-    def decode(self, audio_16k: np.ndarray, *, hotwords: str | None = None) -> str:
-        segments, _ = self.model.transcribe(audio_16k, language=self.tokenizer.language_code, beam_size=5,
-                                            hotwords=hotwords, without_timestamps=True,
-                                            condition_on_previous_text=False, vad_filter=False, temperature=0.0)
-        return self.normalizer.simplify("".join(s.text for s in segments)).strip()
+    def decode(self, encoded, *, hotwords: str | None = None) -> str:
+        """The window's transcript at temperature 0, beam 5, from its encoding (no second encoder pass): what
+        ``WhisperModel.transcribe(without_timestamps=True, temperature=0)`` returns for a clip of up to 30 s,
+        including its no-speech skip."""
+        output, _frames = encoded
+        prompt = self.model.get_prompt(self.tokenizer, [], without_timestamps=True, hotwords=hotwords)
+        result = self.model.model.generate(output, [prompt], beam_size=5, patience=1.0, length_penalty=1.0,
+                                           max_length=self.model.max_length, return_scores=True,
+                                           return_no_speech_prob=True, suppress_blank=True,
+                                           suppress_tokens=self.suppress_tokens)[0]
+        tokens = result.sequences_ids[0]
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob <= LOGPROB_FLOOR:
+            return ""
+        return self.normalizer.simplify(self.tokenizer.decode(tokens)).strip()
 
     def encode(self, audio_16k: np.ndarray):
         from faster_whisper.audio import pad_or_trim
 
-        features = self.model.feature_extractor(audio_16k)
+        features = self.model.feature_extractor(audio_16k)[..., :-1]   # as WhisperModel.transcribe frames it
         frames = min(features.shape[-1], 3000)
         return self.model.encode(pad_or_trim(features)), frames
 
@@ -102,7 +115,7 @@ class AudioChecker:
     def open(self, audio_16k: np.ndarray) -> Examined:
         """One window's audio, encoded once and decoded without bias, for any number of questions."""
         encoded = self.encode(audio_16k)
-        plain = self.decode(audio_16k)
+        plain = self.decode(encoded)
         return Examined(self, audio_16k, encoded, plain, self.log_probability(encoded, plain))
 
 
@@ -129,7 +142,7 @@ class Examined:
     def biased(self, phrases: list[str]) -> str:
         key = " ".join(phrases)[: self.checker.settings.max_hotword_chars]
         if key not in self._biased:
-            self._biased[key] = self.checker.decode(self.audio, hotwords=key)
+            self._biased[key] = self.checker.decode(self.encoded, hotwords=key)
         return self._biased[key]
 
     def margin(self, text: str) -> float:

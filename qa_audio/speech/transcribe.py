@@ -79,42 +79,141 @@ def _words_in(segments, pieces: list[Piece], normalizer: TextNormalizer):
             yield piece, Word(start, max(end, start), text, float(w.probability))
 
 
-def decode_options(settings: ModelSettings) -> dict:
-    """The faster-whisper options every decode uses (recorded with each result)."""
-    options = {"language": settings.language, "beam_size": settings.beam_size, "best_of": settings.best_of,
+def decode_options(settings: ModelSettings, *, channel: str = "agent") -> dict:
+    """The faster-whisper options every decode of ``channel`` uses (recorded with each result)."""
+    options = {"language": settings.language, "beam_size": settings.beam_for(channel), "best_of": settings.best_of,
                "word_timestamps": True, "condition_on_previous_text": False, "vad_filter": False}
     if not settings.temperature_fallback:
         options["temperature"] = 0.0          # one decode per window, never a sampled retry
     return options
 
 
+@dataclass(frozen=True)
+class Window:
+    """One packed decode window of one channel."""
+
+    channel: str
+    pieces: tuple[Piece, ...]
+
+
+SLOT_S = 30            # a batch's windows sit at k x 30 s of one array (Whisper's input length)
+DOUBTFUL_COMPRESSION = 2.4     # faster-whisper's own thresholds for a retry at a higher temperature
+DOUBTFUL_LOGPROB = -1.0
+
+
 def transcribe_channel(model, samples: np.ndarray, regions: list[Span] | tuple[Span, ...], *, rate_hz: int,
                        channel: str, settings: ModelSettings, normalizer: TextNormalizer) -> list[Utterance]:
-    """One utterance per speech region that produced words, in call time."""
-    per_region: list[list[Word]] = [[] for _ in regions]
-    index_of = {region: i for i, region in enumerate(regions)}
-    options = decode_options(settings)
-    for pieces in pack_regions(regions, window_s=settings.window_s, gap_s=settings.piece_gap_s):
-        audio = _window_audio(samples, pieces, rate_hz)
-        segments, _info = model.transcribe(audio, **options)
-        for piece, word in _words_in(segments, pieces, normalizer):
-            per_region[index_of[piece.source]].append(word)
+    """One utterance per speech region that produced words, in call time (one channel)."""
+    return transcribe_call(model, {channel: (samples, tuple(regions))}, rate_hz=rate_hz, settings=settings,
+                           normalizer=normalizer)
+
+
+def transcribe_call(model, channels: dict[str, tuple[np.ndarray, tuple[Span, ...]]], *, rate_hz: int,
+                    settings: ModelSettings, normalizer: TextNormalizer) -> list[Utterance]:
+    """One utterance per speech region that produced words, for every channel, in call time.
+
+    With ``settings.batch_size`` above 1 the windows of all channels are decoded together, that many per
+    encoder call, at temperature 0 (faster-whisper's ``BatchedInferencePipeline``); a window whose decode is
+    doubtful by faster-whisper's own tests (compression ratio above 2.4, mean log-probability below -1) is
+    decoded again alone with the temperature fallback, as every window is with ``batch_size: 1``.
+    """
+    per_region: dict[tuple[str, Span], list[Word]] = {}
+    windows = []
+    for channel, (_samples, regions) in channels.items():
+        for region in regions:
+            per_region.setdefault((channel, region), [])
+        windows += [Window(channel, tuple(pieces))
+                    for pieces in pack_regions(regions, window_s=settings.window_s, gap_s=settings.piece_gap_s)]
+    samples_of = {channel: samples for channel, (samples, _regions) in channels.items()}
+    _decode_windows(model, windows, samples_of, per_region, rate_hz=rate_hz, settings=settings,
+                    normalizer=normalizer)
     # Whisper sometimes drops a short region packed among others (a final 感谢您的来电，再见): a region
     # long enough to hold words but with none gets one more decode on its own
     if settings.retry_unrecognised_min_s > 0:
-        for i, region in enumerate(regions):
-            if per_region[i] or region.duration_s < settings.retry_unrecognised_min_s:
-                continue
-            alone = [Piece(0.0, region)]
-            segments, _info = model.transcribe(_window_audio(samples, alone, rate_hz), **options)
-            per_region[i] += [word for _, word in _words_in(segments, alone, normalizer)]
+        alone = [Window(channel, (Piece(0.0, region),)) for (channel, region), words in per_region.items()
+                 if not words and region.duration_s >= settings.retry_unrecognised_min_s]
+        _decode_windows(model, alone, samples_of, per_region, rate_hz=rate_hz, settings=settings,
+                        normalizer=normalizer)
     utterances = []
-    for words in per_region:
+    for (channel, _region), words in per_region.items():
         if not words:
             continue
         words.sort(key=lambda w: w.start_s)
         utterances.append(utterance_of(channel, words, normalizer))
+    utterances.sort(key=lambda u: u.start_s)
     return utterances
+
+
+def _decode_windows(model, windows: list[Window], samples_of: dict[str, np.ndarray],
+                    into: dict[tuple[str, Span], list[Word]], *, rate_hz: int, settings: ModelSettings,
+                    normalizer: TextNormalizer) -> None:
+    alone = windows
+    if settings.batch_size > 1 and len(windows) > 1:
+        alone = []
+        by_beam: dict[int, list[Window]] = {}
+        for window in windows:
+            by_beam.setdefault(settings.beam_for(window.channel), []).append(window)
+        for beam, same in by_beam.items():
+            for at in range(0, len(same), settings.batch_size):
+                group = same[at: at + settings.batch_size]
+                for window, segments in zip(group, _batched(model, group, samples_of, rate_hz, settings, beam)):
+                    if any(_doubtful(segment) for segment in segments):
+                        alone.append(window)
+                        continue
+                    for piece, word in _words_in(segments, list(window.pieces), normalizer):
+                        into[(window.channel, piece.source)].append(word)
+    for window in alone:
+        pieces = list(window.pieces)
+        segments, _info = model.transcribe(_window_audio(samples_of[window.channel], pieces, rate_hz),
+                                           **decode_options(settings, channel=window.channel))
+        for piece, word in _words_in(segments, pieces, normalizer):
+            into[(window.channel, piece.source)].append(word)
+
+
+def _doubtful(segment) -> bool:
+    return segment.compression_ratio > DOUBTFUL_COMPRESSION or segment.avg_logprob < DOUBTFUL_LOGPROB
+
+
+@dataclass(frozen=True)
+class _Shifted:
+    """A batched segment's words moved back to the start of their own window."""
+
+    words: list
+    compression_ratio: float
+    avg_logprob: float
+
+
+@dataclass(frozen=True)
+class _At:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+def _batched(model, group: list[Window], samples_of: dict[str, np.ndarray], rate_hz: int,
+             settings: ModelSettings, beam_size: int) -> list[list[_Shifted]]:
+    """Each window's segments, decoded in one batch: window k at k x 30 s of one array."""
+    from faster_whisper import BatchedInferencePipeline
+
+    slot = SLOT_S * rate_hz
+    audio = np.zeros(slot * len(group), dtype=np.float32)
+    clips = []
+    for k, window in enumerate(group):
+        chunk = _window_audio(samples_of[window.channel], list(window.pieces), rate_hz)[:slot]
+        audio[k * slot: k * slot + len(chunk)] = chunk
+        clips.append({"start": float(k * SLOT_S), "end": k * SLOT_S + len(chunk) / rate_hz})
+    pipeline = BatchedInferencePipeline(model=model)
+    segments, _info = pipeline.transcribe(audio, language=settings.language, beam_size=beam_size,
+                                          word_timestamps=True, without_timestamps=True, temperature=0.0,
+                                          clip_timestamps=clips, batch_size=len(group), vad_filter=False)
+    out: list[list[_Shifted]] = [[] for _ in group]
+    for segment in segments:
+        k = min(len(group) - 1, max(0, int(round(segment.seek / 100.0 / SLOT_S))))
+        base = k * SLOT_S
+        words = [_At(w.word, w.start - base, w.end - base, w.probability) for w in segment.words or ()]
+        out[k].append(_Shifted(words, segment.compression_ratio, segment.avg_logprob))
+    return out
 
 
 def utterance_of(channel: str, words: list[Word], normalizer: TextNormalizer) -> Utterance:
