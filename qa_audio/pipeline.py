@@ -161,22 +161,25 @@ class Scorer:
         stage: dict[str, float] = {}
         with self._stage("vad_tones", stage):
             sound = analyze_acoustics(audio, c)
-        utterances: list[Utterance] = []
         with self._stage("asr", stage):
-            channels = {role: (audio.pcm(index), tuple(sound.regions[role])) for role, index in sound.roles.items()}
-            utterances += transcribe_call(self.model, channels, rate_hz=audio.rate_hz, settings=c.model,
-                                          normalizer=self.normalizer)
-        utterances.sort(key=lambda u: u.start_s)
-        transcript = tuple(utterances)
+            transcript = self._transcribe(audio, sound)
         roles = decide_roles(sound, transcript, matcher=self.matcher, settings=c.channels)
         if roles is not None and roles.agent != sound.roles["agent"]:     # the call says the other channel
             sound, transcript = swap_roles(sound, transcript)
+            if c.model.beam_for("agent") != c.model.beam_for("customer"):   # each party at its own beam
+                with self._stage("asr_redo", stage):
+                    transcript = self._transcribe(audio, sound)
         audio_block = {"path": audio.path, "duration_s": round(audio.duration_s, 3),
                        "sample_rate_hz": audio.source_rate_hz, "channels": audio.source_channels,
                        "codec": audio.codec}
         if roles is not None:
             audio_block["roles"] = roles.to_dict()
         return Analysis(audio_block, sound, transcript, self.model_name, analysis_key(c), stage)
+
+    def _transcribe(self, audio: Audio, sound: Acoustics) -> tuple[Utterance, ...]:
+        channels = {role: (audio.pcm(index), tuple(sound.regions[role])) for role, index in sound.roles.items()}
+        return tuple(transcribe_call(self.model, channels, rate_hz=audio.rate_hz, settings=self.config.model,
+                                     normalizer=self.normalizer))
 
     def score_audio(self, audio: Audio) -> CallResult:
         return self.judge(self.recheck(self.analyze(audio), audio))
