@@ -29,10 +29,11 @@ from qa_audio.config import RecheckSettings
 from qa_audio.i18n import N_, Message
 from qa_audio.signal.audio import as_float
 from qa_audio.speech.normalize import TextNormalizer
+from qa_audio.speech.transcribe import DOUBTFUL_LOGPROB
 from qa_audio.speech.words import Utterance
 
 WINDOW_PAD_S = 0.3
-NO_SPEECH_PROB, LOGPROB_FLOOR = 0.6, -1.0    # faster-whisper's no-speech skip: both, or no text
+NO_SPEECH_PROB = 0.6     # faster-whisper's no-speech skip: above this and a doubtful log-probability, no text
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class AudioChecker:
                                            suppress_tokens=self.suppress_tokens)[0]
         tokens = result.sequences_ids[0]
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob <= LOGPROB_FLOOR:
+        if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob <= DOUBTFUL_LOGPROB:
             return ""
         return self.normalizer.simplify(self.tokenizer.decode(tokens)).strip()
 

@@ -147,6 +147,10 @@ def transcribe_call(model, channels: dict[str, tuple[np.ndarray, tuple[Span, ...
 def _decode_windows(model, windows: list[Window], samples_of: dict[str, np.ndarray],
                     into: dict[tuple[str, Span], list[Word]], *, rate_hz: int, settings: ModelSettings,
                     normalizer: TextNormalizer) -> None:
+    def keep(window: Window, segments, pieces: list[Piece]) -> None:
+        for piece, word in _words_in(segments, pieces, normalizer):
+            into[(window.channel, piece.source)].append(word)
+
     alone = windows
     if settings.batch_size > 1 and len(windows) > 1:
         alone = []
@@ -156,44 +160,27 @@ def _decode_windows(model, windows: list[Window], samples_of: dict[str, np.ndarr
         for beam, same in by_beam.items():
             for at in range(0, len(same), settings.batch_size):
                 group = same[at: at + settings.batch_size]
-                for window, segments in zip(group, _batched(model, group, samples_of, rate_hz, settings, beam)):
+                for k, (window, segments) in enumerate(zip(group, _batched(model, group, samples_of, rate_hz,
+                                                                           settings, beam))):
                     if any(_doubtful(segment) for segment in segments):
                         alone.append(window)
-                        continue
-                    for piece, word in _words_in(segments, list(window.pieces), normalizer):
-                        into[(window.channel, piece.source)].append(word)
+                    else:      # window k sits at k x 30 s of the batch's array: its pieces are placed there too
+                        keep(window, segments, [Piece(p.window_start_s + k * SLOT_S, p.source)
+                                                for p in window.pieces])
     for window in alone:
         pieces = list(window.pieces)
         segments, _info = model.transcribe(_window_audio(samples_of[window.channel], pieces, rate_hz),
                                            **decode_options(settings, channel=window.channel))
-        for piece, word in _words_in(segments, pieces, normalizer):
-            into[(window.channel, piece.source)].append(word)
+        keep(window, segments, pieces)
 
 
 def _doubtful(segment) -> bool:
     return segment.compression_ratio > DOUBTFUL_COMPRESSION or segment.avg_logprob < DOUBTFUL_LOGPROB
 
 
-@dataclass(frozen=True)
-class _Shifted:
-    """A batched segment's words moved back to the start of their own window."""
-
-    words: list
-    compression_ratio: float
-    avg_logprob: float
-
-
-@dataclass(frozen=True)
-class _At:
-    word: str
-    start: float
-    end: float
-    probability: float
-
-
 def _batched(model, group: list[Window], samples_of: dict[str, np.ndarray], rate_hz: int,
-             settings: ModelSettings, beam_size: int) -> list[list[_Shifted]]:
-    """Each window's segments, decoded in one batch: window k at k x 30 s of one array."""
+             settings: ModelSettings, beam_size: int) -> list[list]:
+    """Each window's segments (in the batch's time: window k at k x 30 s of one array), decoded in one batch."""
     from faster_whisper import BatchedInferencePipeline
 
     slot = SLOT_S * rate_hz
@@ -207,12 +194,9 @@ def _batched(model, group: list[Window], samples_of: dict[str, np.ndarray], rate
     segments, _info = pipeline.transcribe(audio, language=settings.language, beam_size=beam_size,
                                           word_timestamps=True, without_timestamps=True, temperature=0.0,
                                           clip_timestamps=clips, batch_size=len(group), vad_filter=False)
-    out: list[list[_Shifted]] = [[] for _ in group]
+    out: list[list] = [[] for _ in group]
     for segment in segments:
-        k = min(len(group) - 1, max(0, int(round(segment.seek / 100.0 / SLOT_S))))
-        base = k * SLOT_S
-        words = [_At(w.word, w.start - base, w.end - base, w.probability) for w in segment.words or ()]
-        out[k].append(_Shifted(words, segment.compression_ratio, segment.avg_logprob))
+        out[min(len(group) - 1, max(0, int(round(segment.seek / 100.0 / SLOT_S))))].append(segment)
     return out
 
 
