@@ -82,3 +82,11 @@ def test_fuzzy_pinyin_folds_homophone_classes():
     assert fuzzy_syllable("gong") == "gon"
     units = norm.units(norm.canonical("公號1023"))
     assert [u.text for u in units] == ["公", "号", "1023"]
+
+
+def test_a_polyphone_matches_a_homophone_of_any_of_its_common_readings():
+    # the brand 美的 is said měi dì (pypinyin reads it měi de); Whisper writes what it heard: 美帝, 美地
+    readings = TextNormalizer.readings("美的")
+    assert "di" in readings[1] and "de" in readings[1]
+    # rare and archaic readings stay out: 立 is never wèi in a word, so 成立 is no homophone of 成为
+    assert TextNormalizer.readings("立") == [frozenset({"ni"})]

@@ -153,3 +153,14 @@ def test_agent_giving_a_personal_name_fails_grt3(config, matcher):
     assert found["GRT-3"].status == "fail" and found["GRT-3"].evidence[0]["start_s"] == 12
     found, _ = judge(config, matcher, [utt("agent", 0, GOOD_OPENING), utt("customer", 12, "我姓王")] + GOOD_CLOSING)
     assert found["GRT-3"].status == "pass"
+
+
+def test_a_polyphone_in_a_phrase_matches_what_its_speakers_say(config, matcher):
+    from qa_audio.config import Lexicon, LexiconEntry
+
+    lexicons = {"brand": Lexicon("brand", "<test>", (LexiconEntry("美的", None, 1),))}
+    brand = PhraseMatcher(dataclasses.replace(config, lexicons=lexicons))
+    for heard in ("加盟美帝集团", "也对美地集团的业绩影响不大"):
+        hits = brand.find(brand.prepare(utt("agent", 0, heard)), "brand")
+        assert [h.how for h in hits] == ["pinyin"], heard
+    assert not brand.find(brand.prepare(utt("agent", 0, "加盟美国集团")), "brand")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jieba
 from rapidfuzz import fuzz
@@ -101,6 +102,13 @@ class Prepared:
     boundaries: frozenset[int]
 
 
+class _Phrase(NamedTuple):
+    entry: LexiconEntry
+    canonical: str
+    syllables: tuple[str, ...]           # as read in context
+    readings: tuple[frozenset[str], ...]  # every reading of each unit (polyphones)
+
+
 class PhraseMatcher:
     """Finds lexicon phrases in utterances; built once per config."""
 
@@ -108,18 +116,19 @@ class PhraseMatcher:
         self.config = config
         self.settings = config.matching
         self.normalizer = normalizer or TextNormalizer()
-        self._phrases: dict[str, list[tuple[LexiconEntry, str, tuple[str, ...]]]] = {}
+        self._phrases: dict[str, list[_Phrase]] = {}
         for name, lexicon in config.lexicons.items():
-            prepared: list[tuple[LexiconEntry, str, tuple[str, ...]]] = []
+            prepared: list[_Phrase] = []
             for entry in lexicon.entries:
                 if entry.regex is not None:
-                    prepared.append((entry, entry.text, ()))
+                    prepared.append(_Phrase(entry, entry.text, (), ()))
                     continue
                 canonical = self.normalizer.canonical(entry.text)
-                prepared.append((entry, canonical, tuple(u.syllable for u in self.normalizer.units(canonical))))
+                prepared.append(_Phrase(entry, canonical, tuple(u.syllable for u in self.normalizer.units(canonical)),
+                                        tuple(self.normalizer.readings(canonical))))
             self._phrases[name] = prepared
         self.segmenter = Segmenter([canonical for entries in self._phrases.values()
-                                    for entry, canonical, _ in entries if entry.regex is None])
+                                    for entry, canonical, _, _ in entries if entry.regex is None])
 
     def prepare(self, utterance: Utterance) -> Prepared:
         """Normalise an utterance once, keeping which ASR word each character came from."""
@@ -157,7 +166,7 @@ class PhraseMatcher:
             return []
         hits = []
         syllables = [u.syllable for u in prep.units]
-        for entry, canonical, phrase_syl in self._phrases[lexicon]:
+        for entry, canonical, phrase_syl, readings in self._phrases[lexicon]:
             if entry.regex is not None:
                 m = entry.regex.search(prep.text)
                 if m and m.end() > m.start():
@@ -169,7 +178,7 @@ class PhraseMatcher:
             if at >= 0:
                 hits.append(self._hit(prep, lexicon, entry.text, "exact", 1.0, at, at + len(canonical)))
                 continue
-            best = self._best_window(prep, syllables, phrase_syl, min_similarity)
+            best = self._best_window(prep, syllables, phrase_syl, readings, min_similarity)
             if best is None:
                 continue
             similarity, i, j = best
@@ -179,13 +188,14 @@ class PhraseMatcher:
         return hits
 
     def _best_window(self, prep: Prepared, syllables: list[str], phrase: tuple[str, ...],
-                     min_similarity: float | None = None) -> tuple[float, int, int] | None:
+                     readings: tuple[frozenset[str], ...], min_similarity: float | None = None
+                     ) -> tuple[float, int, int] | None:
         threshold = self.settings.min_similarity if min_similarity is None else min_similarity
         m = len(phrase)
         if m == 0 or not syllables:
             return None
         for i in range(len(syllables) - m + 1):
-            if tuple(syllables[i:i + m]) == phrase and self._aligned(prep, prep.units[i].start,
+            if all(s in r for s, r in zip(syllables[i:i + m], readings)) and self._aligned(prep, prep.units[i].start,
                                                                      prep.units[i + m - 1].end, m):
                 return 1.0, i, i + m
         if m < self.settings.exact_below_syllables or threshold >= 1.0:

@@ -8,8 +8,10 @@ and probabilities) it came from.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import cn2an
@@ -39,6 +41,38 @@ def fuzzy_syllable(syllable: str) -> str:
         if syllable.endswith(src):
             return syllable[: -len(src)] + dst
     return syllable
+
+
+POLYPHONE_MIN_SHARE = 0.1     # a reading counts when this share of a character's words read it so...
+POLYPHONE_MIN_WORDS = 3       # ...and at least this many
+
+
+@functools.lru_cache(maxsize=1)
+def common_readings() -> dict[str, frozenset[str]]:
+    """The toneless readings of each polyphone that its words commonly use, counted in pypinyin's word
+    dictionary (的: de, di; 着: zhe, zhuo, zhao; 行: xing, hang), leaving out its rare and archaic ones
+    (立 wèi, 于 wū), which would make homophones of unrelated words."""
+    from pypinyin.phrases_dict import phrases_dict
+
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for word, readings in phrases_dict.items():
+        if len(word) == len(readings):
+            for ch, reading in zip(word, readings):
+                counts[ch][_toneless(reading[0])] += 1
+    out = {}
+    for ch, seen in counts.items():
+        total = sum(seen.values())
+        keep = frozenset(r for r, n in seen.items() if n >= POLYPHONE_MIN_WORDS and n >= POLYPHONE_MIN_SHARE * total)
+        if len(keep) > 1:
+            out[ch] = keep
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _toneless(reading: str) -> str:
+    for marked in "üǖǘǚǜ":
+        reading = reading.replace(marked, "v")
+    return "".join(ch for ch in unicodedata.normalize("NFD", reading) if not unicodedata.combining(ch))
 
 
 def digits_for_run(run: str) -> str | None:
@@ -158,3 +192,17 @@ class TextNormalizer:
                 units.append(Unit(ch, ch, i, i + 1))
                 i += 1
         return units
+
+    @classmethod
+    def readings(cls, text: str) -> list[frozenset[str]]:
+        """Per unit of ``text`` (as ``units`` splits it), every fuzzy syllable it can be read as: a polyphone
+        (的 de/dì in 美的, 行 xíng/háng) matches a homophone of any of its readings. For phrases, whose reading
+        out of context is a guess (pypinyin reads the brand 美的 as měi de; its speakers say měi dì)."""
+        out: list[frozenset[str]] = []
+        for unit in cls.units(text):
+            if _HAN.match(unit.text):
+                options = common_readings().get(unit.text, ())
+                out.append(frozenset({unit.syllable, *(fuzzy_syllable(o) for o in options)}))
+            else:
+                out.append(frozenset({unit.syllable}))
+        return out
