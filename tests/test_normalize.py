@@ -86,7 +86,7 @@ def test_fuzzy_pinyin_folds_homophone_classes():
 
 def test_a_polyphone_matches_a_homophone_of_any_of_its_common_readings():
     # the brand 美的 is said měi dì (pypinyin reads it měi de); Whisper writes what it heard: 美帝, 美地
-    readings = TextNormalizer.readings("美的")
+    readings = TextNormalizer.readings(TextNormalizer.units("美的"))
     assert "di" in readings[1] and "de" in readings[1]
     # rare and archaic readings stay out: 立 is never wèi in a word, so 成立 is no homophone of 成为
-    assert TextNormalizer.readings("立") == [frozenset({"ni"})]
+    assert TextNormalizer.readings(TextNormalizer.units("立")) == [frozenset({"ni"})]

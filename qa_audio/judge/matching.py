@@ -124,8 +124,9 @@ class PhraseMatcher:
                     prepared.append(_Phrase(entry, entry.text, (), ()))
                     continue
                 canonical = self.normalizer.canonical(entry.text)
-                prepared.append(_Phrase(entry, canonical, tuple(u.syllable for u in self.normalizer.units(canonical)),
-                                        tuple(self.normalizer.readings(canonical))))
+                units = self.normalizer.units(canonical)
+                prepared.append(_Phrase(entry, canonical, tuple(u.syllable for u in units),
+                                        tuple(self.normalizer.readings(units))))
             self._phrases[name] = prepared
         self.segmenter = Segmenter([canonical for entries in self._phrases.values()
                                     for entry, canonical, _, _ in entries if entry.regex is None])

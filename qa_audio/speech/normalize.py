@@ -52,13 +52,15 @@ def common_readings() -> dict[str, frozenset[str]]:
     """The toneless readings of each polyphone that its words commonly use, counted in pypinyin's word
     dictionary (的: de, di; 着: zhe, zhuo, zhao; 行: xing, hang), leaving out its rare and archaic ones
     (立 wèi, 于 wū), which would make homophones of unrelated words."""
+    from pypinyin.contrib.tone_convert import to_normal
     from pypinyin.phrases_dict import phrases_dict
 
+    toneless = functools.lru_cache(maxsize=4096)(to_normal)   # the dictionary repeats a few thousand readings
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for word, readings in phrases_dict.items():
         if len(word) == len(readings):
             for ch, reading in zip(word, readings):
-                counts[ch][_toneless(reading[0])] += 1
+                counts[ch][toneless(reading[0])] += 1
     out = {}
     for ch, seen in counts.items():
         total = sum(seen.values())
@@ -66,13 +68,6 @@ def common_readings() -> dict[str, frozenset[str]]:
         if len(keep) > 1:
             out[ch] = keep
     return out
-
-
-@functools.lru_cache(maxsize=4096)
-def _toneless(reading: str) -> str:
-    for marked in "üǖǘǚǜ":
-        reading = reading.replace(marked, "v")
-    return "".join(ch for ch in unicodedata.normalize("NFD", reading) if not unicodedata.combining(ch))
 
 
 def digits_for_run(run: str) -> str | None:
@@ -193,16 +188,10 @@ class TextNormalizer:
                 i += 1
         return units
 
-    @classmethod
-    def readings(cls, text: str) -> list[frozenset[str]]:
-        """Per unit of ``text`` (as ``units`` splits it), every fuzzy syllable it can be read as: a polyphone
-        (的 de/dì in 美的, 行 xíng/háng) matches a homophone of any of its readings. For phrases, whose reading
-        out of context is a guess (pypinyin reads the brand 美的 as měi de; its speakers say měi dì)."""
-        out: list[frozenset[str]] = []
-        for unit in cls.units(text):
-            if _HAN.match(unit.text):
-                options = common_readings().get(unit.text, ())
-                out.append(frozenset({unit.syllable, *(fuzzy_syllable(o) for o in options)}))
-            else:
-                out.append(frozenset({unit.syllable}))
-        return out
+    @staticmethod
+    def readings(units: list[Unit]) -> list[frozenset[str]]:
+        """Per unit (as ``units`` splits a text), every fuzzy syllable it can be read as: a polyphone
+        (的 de/dì in 美的, 行 xíng/háng) matches a homophone of any of its common readings. For phrases, whose
+        reading out of context is a guess (pypinyin reads the brand 美的 as měi de; its speakers say měi dì)."""
+        table = common_readings()
+        return [frozenset({u.syllable, *(fuzzy_syllable(o) for o in table.get(u.text, ()))}) for u in units]
