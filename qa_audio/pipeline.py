@@ -20,12 +20,13 @@ from qa_audio.judge.analysis import Acoustics, Analysis
 from qa_audio.judge.recheck import AudioChecker, Check, Examined, context_window, heard_exactly
 from qa_audio.judge.recheck import apply as apply_checks
 from qa_audio.judge.recheck import plan as recheck_plan
-from qa_audio.judge.roles import decide_roles, swap_roles
+from qa_audio.judge.roles import decide_roles, decide_voices, swap_roles
 from qa_audio.judge.rules import Finding, PhraseMatcher, evaluate, hold_cues
 from qa_audio.judge.score import Score, score_findings, unscorable
 from qa_audio.judge.timing import Timing, analyze_timing, speaking_rates
 from qa_audio.judge.turns import split_at_replies
 from qa_audio.signal.audio import Audio, load_audio
+from qa_audio.signal.diarize import Diarization, diarize
 from qa_audio.signal.echo import echo_path, echo_spans
 from qa_audio.signal.hangup import decide_hangup, disconnect_bursts, line_end
 from qa_audio.signal.spans import Span, merge, subtract
@@ -60,6 +61,7 @@ class CallResult:
     settings: dict
     stage_s: dict = field(default_factory=dict, compare=False)
     error: str | None = None
+    diarization: Diarization | None = None      # mono: the two voices' turns, named agent/customer
 
     @property
     def verdict(self) -> str:
@@ -80,6 +82,8 @@ class CallResult:
             "versions": self.versions,
             "settings": self.settings,
         }
+        if self.diarization is not None:
+            out["diarization"] = [t.to_dict() for t in self.diarization.turns]
         if self.score is not None:
             out["verdict_reason"] = self.score.reason
             out["sections"] = [s.to_dict() for s in self.score.sections]
@@ -136,7 +140,7 @@ class Scorer:
                 "window_s": c.model.window_s, "vad_mode": c.vad.mode, "tone_plan": c.tone_plan.name,
                 "scoring": {"pass_score": c.scoring.pass_score, "redline_score": c.scoring.redline_score,
                             "sections": [s.to_dict() for s in c.scoring.sections]},
-                "recheck": dataclasses.asdict(c.recheck),
+                "recheck": dataclasses.asdict(c.recheck), "diarization": dataclasses.asdict(c.diarization),
                 "config": c.path}
 
     def versions(self, *, model: str | None = None) -> dict:
@@ -169,12 +173,21 @@ class Scorer:
             if c.model.beam_for("agent") != c.model.beam_for("customer"):   # each party at its own beam
                 with self._stage("asr_redo", stage):
                     transcript = self._transcribe(audio, sound)
+        diarization = None
+        if "mixed" in sound.roles and c.diarization.enabled:
+            with self._stage("diarize", stage):
+                voices = diarize(audio.pcm(sound.roles["mixed"]), rate_hz=audio.rate_hz,
+                                 voiced=sound.voiced["mixed"], settings=c.diarization)
+            roles, diarization, transcript = decide_voices(voices, transcript, matcher=self.matcher,
+                                                           settings=c.channels, normalizer=self.normalizer,
+                                                           min_separation=c.diarization.min_separation)
         audio_block = {"path": audio.path, "duration_s": round(audio.duration_s, 3),
                        "sample_rate_hz": audio.source_rate_hz, "channels": audio.source_channels,
                        "codec": audio.codec}
         if roles is not None:
             audio_block["roles"] = roles.to_dict()
-        return Analysis(audio_block, sound, transcript, self.model_name, analysis_key(c), stage)
+        return Analysis(audio_block, sound, transcript, self.model_name, analysis_key(c), stage,
+                        diarization=diarization)
 
     def _transcribe(self, audio: Audio, sound: Acoustics) -> tuple[Utterance, ...]:
         channels = {role: (audio.pcm(index), tuple(sound.regions[role])) for role, index in sound.roles.items()}
@@ -259,28 +272,35 @@ class Scorer:
         stage = dict(analysis.stage_s)
         with self._stage("rules", stage):
             utterances = list(analysis.utterances)
+            # mono timing is the mixed channel's (overlap cannot be told apart): its words are the mix's
+            heard = utterances if "mixed" not in analysis.acoustics.roles else [
+                dataclasses.replace(u, channel="mixed") for u in utterances]
             timing = measure_timing(analysis.acoustics, config=c,
                                     hold_cues_s=hold_cues(c, utterances, matcher=self.matcher),
-                                    rates_cps=speaking_rates(utterances), utterances=utterances,
+                                    rates_cps=speaking_rates(heard), utterances=heard,
                                     acknowledgements=self.acknowledgements, inventions=self.inventions)
             # the rules count turns: a bridged speech region is cut where the other party replied
             utterances = split_at_replies(utterances, min_gap_s=c.timing.utterance_gap_s,
                                           acknowledgements=self.acknowledgements, normalizer=self.normalizer)
-            turns = utterances + unrecognised_turns(analysis.acoustics, utterances)
+            turns = utterances + unrecognised_turns(analysis.acoustics, utterances, analysis.diarization)
             findings = evaluate(c, turns, matcher=self.matcher, timing=timing, facts=facts)
             if c.recheck.enabled and analysis.checks:
                 findings = apply_checks(findings, analysis.checks)
             silent = no_speech(analysis.acoustics, utterances)
             score = unscorable(silent, c.scoring) if silent else score_findings(findings, c.scoring)
-            if (analysis.audio.get("roles") or {}).get("how") == "doubtful" and score.verdict in ("pass", "fail"):
-                score = dataclasses.replace(score, verdict="review", reason=ROLES_DOUBTFUL)
+            roles = analysis.audio.get("roles") or {}
+            if roles.get("how") == "doubtful" and score.verdict in ("pass", "fail"):
+                reason = VOICES_DOUBTFUL if roles.get("source") == "voices" else ROLES_DOUBTFUL
+                score = dataclasses.replace(score, verdict="review", reason=reason)
         return CallResult(Path(analysis.audio["path"]).stem, dict(analysis.audio), timing, tuple(findings),
                           tuple(utterances), score, self.versions(model=analysis.model), self.settings_record(),
-                          stage)
+                          stage, diarization=analysis.diarization)
 
 
 ROLES_DOUBTFUL = N_("which channel is the agent's is doubtful (the customer's side says more of what agents "
                     "say): a supervisor should listen")
+VOICES_DOUBTFUL = N_("which voice of this mono recording is the agent's is doubtful (the two voices are hard to "
+                     "tell apart, or the other voice says as much of what agents say): a supervisor should listen")
 
 
 def no_speech(acoustics: Acoustics, utterances: list[Utterance]) -> str | None:
@@ -292,25 +312,28 @@ def no_speech(acoustics: Acoustics, utterances: list[Utterance]) -> str | None:
     if not acoustics.regions.get(party):
         return N_("the agent channel carries no speech (only the customer speaks): check the recording or "
                   "channel roles")
-    if not any(u.text.strip() for u in utterances if u.channel == party):
+    if not any(u.text.strip() for u in utterances if u.channel == party or party == "mixed"):
         if party == "mixed":
             return N_("speech was detected in the recording but no words were recognised in it")
         return N_("speech was detected on the agent channel but no words were recognised in it")
     return None
 
 
-def unrecognised_turns(acoustics: Acoustics, utterances: list[Utterance]) -> list[Utterance]:
+def unrecognised_turns(acoustics: Acoustics, utterances: list[Utterance],
+                       diarization: Diarization | None = None) -> list[Utterance]:
     """Speech regions Whisper returned no words for (a lone 嗯, a mumble), as empty turns.
 
     The rules still see that the party spoke there: a call whose agent ends on an
-    unrecognised 嗯 has that as its last turn, not the line before it.
+    unrecognised 嗯 has that as its last turn, not the line before it. In a diarized mono
+    call the turn goes to the voice speaking in the region.
     """
     out = []
     for role, regions in acoustics.regions.items():
-        said = [u for u in utterances if u.channel == role]
+        said = [u for u in utterances if u.channel == role or role == "mixed"]
         for region in regions:
             if not any(u.start_s < region.end_s and region.start_s < u.end_s for u in said):
-                out.append(Utterance(role, region.start_s, region.end_s, "", ()))
+                who = diarization.speaker_at((region.start_s + region.end_s) / 2) if diarization else None
+                out.append(Utterance(who or role, region.start_s, region.end_s, "", ()))
     return out
 
 
@@ -324,7 +347,8 @@ def analysis_key(config: Config) -> str:
     model = {k: v for k, v in asdict(c.model).items() if k != "cpu_threads"}
     timing = {k: v for k, v in asdict(c.timing).items() if k.startswith(("music_", "tone_"))}
     blob = json.dumps({"channels": asdict(c.channels), "model": model, "vad": asdict(c.vad),
-                       "tones": asdict(c.tone_plan), "timing": timing}, sort_keys=True)
+                       "tones": asdict(c.tone_plan), "timing": timing, "diarization": asdict(c.diarization)},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -119,6 +119,27 @@ class RecheckSettings:
 
 
 @dataclass(frozen=True)
+class DiarizationSettings:
+    """Two voices in a mono recording (see :mod:`qa_audio.signal.diarize`); tuned on labelled conversations by
+    ``scripts/eval_diarization.py``."""
+
+    enabled: bool = True                 # false: a mono call keeps one "mixed" party (timing rules only)
+    bridge_s: float = 0.25               # voiced frames closer than this form one segment
+    window_s: float = 0.8                # speaker-encoder window
+    hop_s: float = 0.2                   # window step
+    min_window_s: float = 0.3            # a shorter segment is not embedded (it takes its neighbours' speaker)
+    scale: float = 20.0                  # window score → frame log-likelihood ratio
+    switch_penalty: float = 2.0          # cost of a change of speaker inside a segment
+    iterations: int = 3
+    refine: bool = False                 # move turn boundaries by per-speaker MFCC GMMs
+    refine_components: int = 4
+    refine_margin_s: float = 0.3         # GMMs learn from frames this far inside a turn
+    refine_smooth_s: float = 0.3
+    refine_penalty: float = 3.0
+    min_separation: float = 0.1          # two voices closer than this (1 - cosine) are doubtful: verdict review
+
+
+@dataclass(frozen=True)
 class ScoreSection:
     """A section of the scorecard (开场, 等待 …): the rules in it can cost the call at most ``weight`` points
     together (扣完为止), and the call gets a 0-100 score for it."""
@@ -204,6 +225,12 @@ RANGES: dict[str, tuple[float, float]] = {
     "RecheckSettings.undecided_band": (0, 5), "RecheckSettings.fuzzy_margin": (-5, 1),
     "RecheckSettings.max_window_s": (1, 30), "RecheckSettings.max_hotword_chars": (1, 400),
     "RecheckSettings.max_phrases": (1, 100),
+    "DiarizationSettings.bridge_s": (0, 5), "DiarizationSettings.window_s": (0.2, 5),
+    "DiarizationSettings.hop_s": (0.01, 5), "DiarizationSettings.min_window_s": (0.05, 5),
+    "DiarizationSettings.scale": (0.01, 1000), "DiarizationSettings.switch_penalty": (0, 1000),
+    "DiarizationSettings.iterations": (1, 20), "DiarizationSettings.refine_components": (1, 64),
+    "DiarizationSettings.refine_margin_s": (0, 5), "DiarizationSettings.refine_smooth_s": (0.01, 5),
+    "DiarizationSettings.refine_penalty": (0, 1000), "DiarizationSettings.min_separation": (0, 2),
 }
 
 
@@ -279,6 +306,7 @@ class Settings:
     matching: MatchSettings
     scoring: ScoreSettings
     recheck: RecheckSettings
+    diarization: DiarizationSettings
     metadata: MetadataSettings
     privacy: PrivacySettings
     review: ReviewSettings
@@ -302,6 +330,7 @@ def load_settings(top: _Section, *, profile: str | None = None) -> Settings:
         matching=_dataclass_from(top.section("matching"), MatchSettings),
         scoring=_load_scoring(top.section("scoring")),
         recheck=_dataclass_from(top.section("recheck"), RecheckSettings),
+        diarization=_dataclass_from(top.section("diarization"), DiarizationSettings),
         metadata=_load_metadata(top.section("metadata")), privacy=_load_privacy(top.section("privacy")),
         review=_load_review(top.section("review")),
     )

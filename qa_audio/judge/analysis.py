@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qa_audio.judge.recheck import Check
+from qa_audio.signal.diarize import Diarization
 from qa_audio.signal.hangup import LineEnd
 from qa_audio.signal.spans import Span
 from qa_audio.speech.words import Utterance
@@ -24,17 +25,22 @@ class Analysis:
     key: str                  # analysis_key() of the settings that produced it
     stage_s: dict = field(default_factory=dict, compare=False)
     checks: tuple[Check, ...] = ()     # phrases re-checked against the audio (for the rulebook that asked)
+    diarization: Diarization | None = None   # mono: the two voices' turns, named agent/customer
 
     def to_dict(self) -> dict:
-        return {"audio": self.audio, "acoustics": self.acoustics.to_dict(),
-                "utterances": [u.to_dict(words=True) for u in self.utterances], "model": self.model,
-                "key": self.key, "stage_s": self.stage_s, "checks": [c.to_dict() for c in self.checks]}
+        out = {"audio": self.audio, "acoustics": self.acoustics.to_dict(),
+               "utterances": [u.to_dict(words=True) for u in self.utterances], "model": self.model,
+               "key": self.key, "stage_s": self.stage_s, "checks": [c.to_dict() for c in self.checks]}
+        if self.diarization is not None:
+            out["diarization"] = self.diarization.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> Analysis:
         return cls(data["audio"], Acoustics.from_dict(data["acoustics"]),
                    tuple(Utterance.from_dict(u) for u in data["utterances"]), data["model"], data["key"],
-                   data.get("stage_s", {}), tuple(Check.from_dict(c) for c in data.get("checks", ())))
+                   data.get("stage_s", {}), tuple(Check.from_dict(c) for c in data.get("checks", ())),
+                   Diarization.from_dict(data["diarization"]) if data.get("diarization") else None)
 
 
 @dataclass(frozen=True)
