@@ -1,6 +1,6 @@
 """Mono mixes of labelled stereo calls: does the mix get the stereo call's verdicts?
 
-    python scripts/eval_mono.py build/hard-101 [--limit N] [--json]
+    python scripts/eval_mono.py build/hard-101 [--skip N] [--limit N] [--json]
 
 Each stereo call of the set is mixed down to one channel (the mean of the two) and scored; its phrase
 standards (GRT-1/2/3, BAN-1, CLS-1/2, HLD-1/3, ANS-2) are compared with the stereo original scored by the
@@ -32,12 +32,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("set_dir", type=Path)
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--skip", type=int, default=0, help="leave out the first N calls (to measure in parts)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     labels = json.loads((args.set_dir / "labels.json").read_text())
     rules = json.loads((args.set_dir / "rules.json").read_text())["calls"]
     scorer = Scorer(load_config())
-    names = sorted(labels)[: args.limit or None]
+    names = sorted(labels)[args.skip:][: args.limit or None]
     agree = dict.fromkeys(STANDARDS, 0)
     right = {"stereo": 0, "mono": 0}
     count, doubtful, ders = 0, 0, []
