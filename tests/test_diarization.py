@@ -16,15 +16,16 @@ from qa_audio.speech.words import Utterance, Word
 
 
 def test_real_two_speaker_telephone_conversation():
-    """../shared/realdata/conversation-en/sample.wav with its human-labelled RTTM: measured DER 19.1% (miss 9.6%,
-    most of it overlapped speech, false alarm 0, confusion 9.5%); the bound is loose, decodes of the mask vary."""
+    """../shared/realdata/conversation-en/sample.wav with its human-labelled RTTM: measured DER 12.8% (miss 9.6%,
+    most of it overlapped speech, false alarm 0, confusion 3.2%); without removing the call's mean voice vector
+    (``center: false``) 19.1%. The bound is the issue's target."""
     config = load_config()
     audio = load_audio(shared("conversation-en", "sample.wav"))
     sound = analyze_acoustics(audio, config)
     result = diarize(audio.pcm(0), rate_hz=audio.rate_hz, voiced=sound.voiced["mixed"], settings=config.diarization)
     rate = error_rate(read_rttm(shared("conversation-en", "sample.rttm")), result.turns, duration_s=audio.duration_s)
     assert rate.false_alarm < 0.02
-    assert rate.der < 0.25 and rate.confusion < 0.15
+    assert rate.der <= 0.15 and rate.confusion < 0.08
     assert result.turns[0].speaker == "0" and {t.speaker for t in result.turns} == {"0", "1"}
     assert result.separation > 0.05
     assert Diarization.from_dict(result.to_dict()).to_dict() == result.to_dict()

@@ -131,6 +131,8 @@ class DiarizationSettings:
     scale: float = 20.0                  # window score → frame log-likelihood ratio
     switch_penalty: float = 2.0          # cost of a change of speaker inside a segment
     iterations: int = 3
+    center: bool = True                  # cluster the windows' vectors after removing the call's mean vector
+    components: int = 10                 # ... projected on this many principal directions (0: all 256)
     refine: bool = False                 # move turn boundaries by per-speaker MFCC GMMs
     refine_components: int = 4
     refine_margin_s: float = 0.3         # GMMs learn from frames this far inside a turn

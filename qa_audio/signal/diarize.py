@@ -6,8 +6,10 @@ Stages (settings: ``diarization:`` in the rulebook, :class:`~qa_audio.config.Dia
    shorter than ``bridge_s``. Only these are labelled: nothing outside speech is ever given a speaker.
 2. **Voice windows**: windows of ``window_s`` every ``hop_s`` inside each segment (a shorter segment is
    one window) embedded by the speaker encoder (:mod:`qa_audio.signal.voices`).
-3. **Two clusters** (k-means on the unit vectors), then ``iterations`` rounds of: each 10-ms frame's score
-   is the mean, over the windows covering it, of (cosine to centroid 0 − cosine to centroid 1) × ``scale``;
+3. **Two clusters** (k-means on the unit vectors, after removing the call's mean vector and keeping the first
+   ``components`` principal directions when ``center`` is on: what all windows share is the line, not a
+   voice), then ``iterations`` rounds of: each 10-ms frame's score is the mean, over the windows covering
+   it, of (cosine to centroid 0 − cosine to centroid 1) × ``scale``;
    a two-state Viterbi path with ``switch_penalty`` per change of speaker inside a segment (free between
    segments); windows relabelled by the path and the centroids recomputed.
 4. **Refinement** (``refine``): a diagonal GMM of MFCCs and deltas per speaker, trained on frames at least
@@ -98,11 +100,12 @@ def diarize(samples: np.ndarray, *, rate_hz: int, voiced: list[Span] | tuple[Spa
     mel_all = np.concatenate(mels)
     offset = _offsets(frames, mels)
     vectors = _embed(mel_all, windows, offset)
-    labels = _initial_labels(vectors)
+    space = _call_space(vectors, components=settings.components) if settings.center else vectors
+    labels = _initial_labels(space)
     path = np.zeros(0, dtype=np.int8)
     for _ in range(max(1, settings.iterations)):
-        centroids = _centroids(vectors, labels)
-        diff = vectors @ centroids[0] - vectors @ centroids[1]
+        centroids = _centroids(space, labels)
+        diff = space @ centroids[0] - space @ centroids[1]
         score = _frame_scores(diff, windows, frames) * settings.scale
         path = _viterbi(score, _starts(frames), penalty=settings.switch_penalty)
         labels = _window_labels(path, windows, frames, fallback=labels)
@@ -192,6 +195,18 @@ def _embed(mel_all: np.ndarray, windows, offset: dict[int, int], *, batch: int =
                                       offset[windows[i][0]] + windows[i][2] - windows[i][0]] for i in chunk])
             out[chunk] = encoder.embed(stack)
     return out
+
+
+def _call_space(vectors: np.ndarray, *, components: int) -> np.ndarray:
+    """The windows' vectors minus their mean, on their first ``components`` principal directions (0: all), as
+    unit vectors. Every window of a call shares its line, codec and language, and on a telephone line that shared
+    part dominates the encoder's raw cosines (two voices' centroids are often within 0.1 of each other); what is
+    left after removing it is mostly who is speaking."""
+    centred = vectors - vectors.mean(0)
+    if components and components < centred.shape[1]:
+        _u, _s, vt = np.linalg.svd(centred, full_matrices=False)
+        centred = centred @ vt[:components].T
+    return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-9)
 
 
 def _initial_labels(vectors: np.ndarray) -> np.ndarray:
