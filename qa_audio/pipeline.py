@@ -26,7 +26,7 @@ from qa_audio.judge.score import Score, score_findings, unscorable
 from qa_audio.judge.timing import Timing, analyze_timing, speaking_rates
 from qa_audio.judge.turns import split_at_replies
 from qa_audio.signal.audio import Audio, load_audio
-from qa_audio.signal.diarize import Diarization, diarize
+from qa_audio.signal.diarize import Diarization, cut_at_changes, diarize
 from qa_audio.signal.echo import echo_path, echo_spans
 from qa_audio.signal.hangup import decide_hangup, disconnect_bursts, line_end
 from qa_audio.signal.spans import Span, merge, subtract
@@ -165,8 +165,13 @@ class Scorer:
         stage: dict[str, float] = {}
         with self._stage("vad_tones", stage):
             sound = analyze_acoustics(audio, c)
+        voices = None
+        if "mixed" in sound.roles and c.diarization.enabled:     # mono: who speaks when, before Whisper listens
+            with self._stage("diarize", stage):
+                voices = diarize(audio.pcm(sound.roles["mixed"]), rate_hz=audio.rate_hz,
+                                 voiced=sound.voiced["mixed"], settings=c.diarization)
         with self._stage("asr", stage):
-            transcript = self._transcribe(audio, sound)
+            transcript = self._transcribe(audio, sound, voices=voices)
         roles = decide_roles(sound, transcript, matcher=self.matcher, settings=c.channels)
         if roles is not None and roles.agent != sound.roles["agent"]:     # the call says the other channel
             sound, transcript = swap_roles(sound, transcript)
@@ -174,10 +179,7 @@ class Scorer:
                 with self._stage("asr_redo", stage):
                     transcript = self._transcribe(audio, sound)
         diarization = None
-        if "mixed" in sound.roles and c.diarization.enabled:
-            with self._stage("diarize", stage):
-                voices = diarize(audio.pcm(sound.roles["mixed"]), rate_hz=audio.rate_hz,
-                                 voiced=sound.voiced["mixed"], settings=c.diarization)
+        if voices is not None:
             roles, diarization, transcript = decide_voices(voices, transcript, matcher=self.matcher,
                                                            settings=c.channels, normalizer=self.normalizer,
                                                            min_separation=c.diarization.min_separation)
@@ -189,8 +191,16 @@ class Scorer:
         return Analysis(audio_block, sound, transcript, self.model_name, analysis_key(c), stage,
                         diarization=diarization)
 
-    def _transcribe(self, audio: Audio, sound: Acoustics) -> tuple[Utterance, ...]:
+    def _transcribe(self, audio: Audio, sound: Acoustics, *, voices: Diarization | None = None
+                    ) -> tuple[Utterance, ...]:
         channels = {role: (audio.pcm(index), tuple(sound.regions[role])) for role, index in sound.roles.items()}
+        d = self.config.diarization
+        if voices is not None and d.cut_asr and "mixed" in channels:     # one voice per decoded window
+            samples, regions = channels.pop("mixed")
+            pieces = cut_at_changes(regions, voices, samples=samples, rate_hz=audio.rate_hz,
+                                    search_s=d.cut_search_s, min_piece_s=d.cut_min_piece_s)
+            for name, spans in voices.by_speaker(pieces).items():       # "0", "1": decide_voices names them
+                channels[name] = (samples, tuple(spans))
         return tuple(transcribe_call(self.model, channels, rate_hz=audio.rate_hz, settings=self.config.model,
                                      normalizer=self.normalizer))
 

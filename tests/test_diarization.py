@@ -66,3 +66,25 @@ def test_transcript_cut_by_voice_at_breaths_and_roles_from_what_is_said():
                                    settings=config.channels, normalizer=normalizer,
                                    min_separation=config.diarization.min_separation)
     assert doubtful.how == "doubtful" and doubtful.to_dict()["confidence"] == "low"
+
+
+def test_regions_are_cut_where_the_voice_changes_at_a_pause():
+    """Whisper decodes one voice at a time: a region is cut at the quietest 10 ms near each change of speaker,
+    never leaving a piece too short, and the pieces are grouped by voice."""
+    import numpy as np
+
+    from qa_audio.signal.diarize import cut_at_changes
+    from qa_audio.signal.spans import Span
+
+    rate = 8000
+    rng = np.random.default_rng(3)
+    samples = (rng.standard_normal(rate * 10) * 3000).astype(np.int16)
+    samples[int(4.1 * rate): int(4.15 * rate)] = 0                   # the pause between the two voices
+    config = load_config()
+    voices = Diarization((SpeakerTurn(1.0, 4.0, "0"), SpeakerTurn(4.0, 8.0, "1"), SpeakerTurn(8.0, 8.2, "0")),
+                         0.3, config.diarization)
+    pieces = cut_at_changes([Span(1.0, 8.2)], voices, samples=samples, rate_hz=rate, search_s=0.3,
+                            min_piece_s=0.6)
+    assert len(pieces) == 2 and 4.09 <= pieces[0].end_s <= 4.16      # the tail under 0.6 s is not cut off
+    assert pieces[0].start_s == 1.0 and pieces[1].end_s == 8.2 and pieces[0].end_s == pieces[1].start_s
+    assert voices.by_speaker(pieces) == {"0": [pieces[0]], "1": [pieces[1]]}

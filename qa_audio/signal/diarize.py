@@ -35,7 +35,7 @@ from qa_audio.config import DiarizationSettings
 from qa_audio.signal.spans import Span
 from qa_audio.signal.voices import FRAME_S, load_encoder, mel_frames
 
-__all__ = ["Diarization", "ErrorRate", "SpeakerTurn", "diarize", "error_rate", "read_rttm"]
+__all__ = ["Diarization", "ErrorRate", "SpeakerTurn", "cut_at_changes", "diarize", "error_rate", "read_rttm"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,19 @@ class Diarization:
         near = list(self.turns[max(0, i - 1): i + 1])
         return min(near, key=lambda t: 0.0 if t.start_s <= time_s <= t.end_s
                    else min(abs(time_s - t.start_s), abs(time_s - t.end_s))).speaker
+
+    def by_speaker(self, spans: list[Span] | tuple[Span, ...]) -> dict[str, list[Span]]:
+        """``spans`` grouped by the speaker whose turns cover most of each (the nearest turn's when none does)."""
+        out: dict[str, list[Span]] = {}
+        for span in spans:
+            held: dict[str, float] = {}
+            for t in self.turns:
+                if t.start_s < span.end_s and span.start_s < t.end_s:
+                    held[t.speaker] = held.get(t.speaker, 0.0) + min(span.end_s, t.end_s) - max(span.start_s,
+                                                                                                  t.start_s)
+            who = max(held, key=lambda k: held[k]) if held else self.speaker_at((span.start_s + span.end_s) / 2)
+            out.setdefault(who or "0", []).append(span)
+        return out
 
     def relabelled(self, names: dict[str, str]) -> Diarization:
         return dataclasses.replace(self, turns=tuple(dataclasses.replace(t, speaker=names.get(t.speaker, t.speaker))
@@ -115,6 +128,44 @@ def diarize(samples: np.ndarray, *, rate_hz: int, voiced: list[Span] | tuple[Spa
         path = _refine(samples, rate_hz=rate_hz, frames=frames, path=path, settings=settings)
     turns = _turns(path, frames)
     return Diarization(_in_order(turns), separation, settings)
+
+
+def cut_at_changes(regions: list[Span] | tuple[Span, ...], diarization: Diarization, *, samples: np.ndarray,
+                   rate_hz: int, search_s: float, min_piece_s: float) -> list[Span]:
+    """The speech regions cut where the voice changes, so that each piece Whisper decodes is one voice.
+
+    A mono call's regions run on for tens of seconds while the two parties alternate, and Whisper, given two
+    voices in one window, drops one of them or loops on a phrase. Each change of speaker inside a region cuts
+    it at the quietest 10 ms within ``search_s`` of the change (a pause between words, not the middle of
+    one); a cut that would leave a piece shorter than ``min_piece_s`` is not made.
+    """
+    changes = [b.start_s for a, b in itertools.pairwise(diarization.turns)
+               if a.speaker != b.speaker and b.start_s - a.end_s < 0.05]
+    out: list[Span] = []
+    for region in regions:
+        start = region.start_s
+        for at in changes:
+            if not region.start_s < at < region.end_s:
+                continue
+            cut = _quietest(samples, rate_hz=rate_hz, lo_s=max(start, at - search_s),
+                            hi_s=min(region.end_s, at + search_s))
+            if cut - start >= min_piece_s and region.end_s - cut >= min_piece_s:
+                out.append(Span(start, cut))
+                start = cut
+        out.append(Span(start, region.end_s))
+    return out
+
+
+def _quietest(samples: np.ndarray, *, rate_hz: int, lo_s: float, hi_s: float) -> float:
+    """The middle of the quietest 10-ms frame in [lo_s, hi_s]."""
+    hop = max(1, int(rate_hz * FRAME_S))
+    a, b = int(lo_s * rate_hz), int(hi_s * rate_hz)
+    piece = np.asarray(samples[a:b], dtype=np.float64)
+    if piece.size < 2 * hop:
+        return (lo_s + hi_s) / 2
+    n = piece.size // hop
+    energy = np.square(piece[: n * hop]).reshape(n, hop).mean(1)
+    return lo_s + (int(np.argmin(energy)) + 0.5) * FRAME_S
 
 
 def _frames(seconds: float) -> int:
