@@ -139,7 +139,7 @@ class DiarizationSettings:
     refine_smooth_s: float = 0.3
     refine_penalty: float = 3.0
     min_separation: float = 0.1          # two voices closer than this (1 - cosine) are doubtful: verdict review
-    cut_asr: bool = True                 # Whisper decodes one voice at a time: regions cut where the voice changes
+    cut_asr: bool = False                # Whisper decodes one voice at a time: regions cut where the voice changes
     cut_search_s: float = 0.3            # ... at the quietest 10 ms this close to the change
     cut_min_piece_s: float = 0.4         # ... never leaving a piece shorter than this
 
