@@ -26,7 +26,7 @@ from qa_audio.judge.score import Score, score_findings, unscorable
 from qa_audio.judge.timing import Timing, analyze_timing, speaking_rates
 from qa_audio.judge.turns import split_at_replies
 from qa_audio.signal.audio import Audio, load_audio
-from qa_audio.signal.diarize import Diarization, cut_at_changes, diarize
+from qa_audio.signal.diarize import Diarization, diarize, pieces_by_voice
 from qa_audio.signal.echo import echo_path, echo_spans
 from qa_audio.signal.hangup import decide_hangup, disconnect_bursts, line_end
 from qa_audio.signal.spans import Span, merge, subtract
@@ -194,13 +194,10 @@ class Scorer:
     def _transcribe(self, audio: Audio, sound: Acoustics, *, voices: Diarization | None = None
                     ) -> tuple[Utterance, ...]:
         channels = {role: (audio.pcm(index), tuple(sound.regions[role])) for role, index in sound.roles.items()}
-        d = self.config.diarization
-        if voices is not None and d.cut_asr and "mixed" in channels:     # one voice per decoded window
-            samples, regions = channels.pop("mixed")
-            pieces = cut_at_changes(regions, voices, samples=samples, rate_hz=audio.rate_hz,
-                                    search_s=d.cut_search_s, min_piece_s=d.cut_min_piece_s)
-            for name, spans in voices.by_speaker(pieces).items():       # "0", "1": decide_voices names them
-                channels[name] = (samples, tuple(spans))
+        if voices is not None and self.config.diarization.cut_asr and "mixed" in channels:   # one voice per window
+            samples, regions = channels.pop("mixed")           # voices "0", "1": decide_voices names them
+            channels.update({name: (samples, spans) for name, spans in pieces_by_voice(
+                regions, voices, samples=samples, rate_hz=audio.rate_hz, settings=self.config.diarization).items()})
         return tuple(transcribe_call(self.model, channels, rate_hz=audio.rate_hz, settings=self.config.model,
                                      normalizer=self.normalizer))
 

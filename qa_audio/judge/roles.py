@@ -142,7 +142,7 @@ def split_by_speaker(utterances: tuple[Utterance, ...] | list[Utterance], diariz
         run: list = []
         current = None
         for group in groups:
-            who = _voice_of(diarization, group[0].start_s, group[-1].end_s) or u.channel
+            who = diarization.voice_of(group[0].start_s, group[-1].end_s) or u.channel
             if run and who != current:
                 out.append(utterance_of(str(current), run, normalizer))
                 run = []
@@ -150,17 +150,6 @@ def split_by_speaker(utterances: tuple[Utterance, ...] | list[Utterance], diariz
             current = who
         out.append(utterance_of(str(current), run, normalizer))
     return tuple(sorted(out, key=lambda x: x.start_s))
-
-
-def _voice_of(diarization: Diarization, start_s: float, end_s: float) -> str | None:
-    """The speaker whose turns overlap [start_s, end_s] most (the nearest turn's when none does)."""
-    held: dict[str, float] = {}
-    for t in diarization.turns:
-        if t.start_s < end_s and start_s < t.end_s:
-            held[t.speaker] = held.get(t.speaker, 0.0) + min(end_s, t.end_s) - max(start_s, t.start_s)
-    if held:
-        return max(held, key=lambda k: held[k])
-    return diarization.speaker_at((start_s + end_s) / 2)
 
 
 def swap_parties(utterances: tuple[Utterance, ...]) -> tuple[Utterance, ...]:

@@ -33,9 +33,11 @@ import numpy as np
 
 from qa_audio.config import DiarizationSettings
 from qa_audio.signal.spans import Span
+from qa_audio.signal.vad import frame_levels_dbfs
 from qa_audio.signal.voices import FRAME_S, load_encoder, mel_frames
 
-__all__ = ["Diarization", "ErrorRate", "SpeakerTurn", "cut_at_changes", "diarize", "error_rate", "read_rttm"]
+__all__ = ["Diarization", "ErrorRate", "SpeakerTurn", "cut_at_changes", "diarize", "error_rate",
+           "pieces_by_voice", "read_rttm"]
 
 
 @dataclass(frozen=True)
@@ -72,17 +74,21 @@ class Diarization:
         return min(near, key=lambda t: 0.0 if t.start_s <= time_s <= t.end_s
                    else min(abs(time_s - t.start_s), abs(time_s - t.end_s))).speaker
 
+    def voice_of(self, start_s: float, end_s: float) -> str | None:
+        """The speaker whose turns overlap [start_s, end_s] most (the nearest turn's when none does)."""
+        held: dict[str, float] = {}
+        for t in self.turns:
+            if t.start_s < end_s and start_s < t.end_s:
+                held[t.speaker] = held.get(t.speaker, 0.0) + min(end_s, t.end_s) - max(start_s, t.start_s)
+        if held:
+            return max(held, key=lambda k: held[k])
+        return self.speaker_at((start_s + end_s) / 2)
+
     def by_speaker(self, spans: list[Span] | tuple[Span, ...]) -> dict[str, list[Span]]:
-        """``spans`` grouped by the speaker whose turns cover most of each (the nearest turn's when none does)."""
+        """``spans`` grouped by the speaker whose turns cover most of each (see :meth:`voice_of`)."""
         out: dict[str, list[Span]] = {}
         for span in spans:
-            held: dict[str, float] = {}
-            for t in self.turns:
-                if t.start_s < span.end_s and span.start_s < t.end_s:
-                    held[t.speaker] = held.get(t.speaker, 0.0) + min(span.end_s, t.end_s) - max(span.start_s,
-                                                                                                  t.start_s)
-            who = max(held, key=lambda k: held[k]) if held else self.speaker_at((span.start_s + span.end_s) / 2)
-            out.setdefault(who or "0", []).append(span)
+            out.setdefault(self.voice_of(span.start_s, span.end_s) or "0", []).append(span)
         return out
 
     def relabelled(self, names: dict[str, str]) -> Diarization:
@@ -156,16 +162,20 @@ def cut_at_changes(regions: list[Span] | tuple[Span, ...], diarization: Diarizat
     return out
 
 
+def pieces_by_voice(regions: list[Span] | tuple[Span, ...], diarization: Diarization, *, samples: np.ndarray,
+                    rate_hz: int, settings: DiarizationSettings) -> dict[str, tuple[Span, ...]]:
+    """The regions cut at changes of voice (:func:`cut_at_changes`), grouped by voice: one channel each."""
+    pieces = cut_at_changes(regions, diarization, samples=samples, rate_hz=rate_hz, search_s=settings.cut_search_s,
+                            min_piece_s=settings.cut_min_piece_s)
+    return {name: tuple(spans) for name, spans in diarization.by_speaker(pieces).items()}
+
+
 def _quietest(samples: np.ndarray, *, rate_hz: int, lo_s: float, hi_s: float) -> float:
     """The middle of the quietest 10-ms frame in [lo_s, hi_s]."""
-    hop = max(1, int(rate_hz * FRAME_S))
-    a, b = int(lo_s * rate_hz), int(hi_s * rate_hz)
-    piece = np.asarray(samples[a:b], dtype=np.float64)
-    if piece.size < 2 * hop:
+    levels = frame_levels_dbfs(samples[int(lo_s * rate_hz): int(hi_s * rate_hz)], rate_hz=rate_hz, frame_s=FRAME_S)
+    if len(levels) < 2:
         return (lo_s + hi_s) / 2
-    n = piece.size // hop
-    energy = np.square(piece[: n * hop]).reshape(n, hop).mean(1)
-    return lo_s + (int(np.argmin(energy)) + 0.5) * FRAME_S
+    return lo_s + (int(np.argmin(levels)) + 0.5) * FRAME_S
 
 
 def _frames(seconds: float) -> int:
